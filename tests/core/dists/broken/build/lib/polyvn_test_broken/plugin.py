@@ -1,0 +1,3 @@
+"""A test plugin whose import fails."""
+
+raise ImportError("this plugin needs a library that is not installed")
