@@ -43,13 +43,23 @@ from polyvn.models import (
     MarkPrice,
     Order,
     Position,
+    Resolution,
     Ticker,
     Trade,
     VenueOrder,
 )
 
 FeedUpdate: TypeAlias = (
-    BookUpdate | Ticker | Trade | MarkPrice | FundingRate | VenueOrder | Fill | Position | Balance
+    BookUpdate
+    | Ticker
+    | Trade
+    | MarkPrice
+    | FundingRate
+    | Resolution
+    | VenueOrder
+    | Fill
+    | Position
+    | Balance
 )
 """Anything a feed delivers: public market data, or private order, fill, position and balance
 updates."""

@@ -89,6 +89,16 @@ class InvalidTransitionError(PolyvnError):
         )
 
 
+class RiskBreachError(PolyvnError):
+    """An order or a running bot broke a risk limit. ``limit`` names the RiskLimits field."""
+
+    def __init__(
+        self, limit: str, message: str, *, value: object = None, threshold: object = None
+    ) -> None:
+        self.limit, self.value, self.threshold = limit, value, threshold
+        super().__init__(f"risk limit {limit}: {message}")
+
+
 # -- venue errors --------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         VenueSimulator,
         WalletAdapter,
     )
+    from polyvn.engine.contracts import EngineService, ExecutorContext, VenueModel
     from polyvn.models import BotMode, BotState, ExchangeDescription, Fill, Order
     from polyvn.strategy import Strategy
 
@@ -77,7 +78,11 @@ def polyvn_strategies() -> Sequence[type[Strategy[Any]]]:
 
 @hookspec(firstresult=True)
 def polyvn_order_executor(
-    exchange: str, settings: Mapping[str, Any], credentials: Credentials | None, mode: BotMode
+    exchange: str,
+    settings: Mapping[str, Any],
+    credentials: Credentials | None,
+    mode: BotMode,
+    context: ExecutorContext | None,
 ) -> OrderExecutor | None:
     """Build the order executor of *exchange*.
 
@@ -96,6 +101,9 @@ def polyvn_order_executor(
         executor to fill against the feed).
     :param mode: ``live`` or ``paper``. A wrapper for paper trading acts on ``paper``; the
         exchange's own executor is built the same way in both modes.
+    :param context: What the engine provides around the executor: the bot, the clock, market
+        data, the sink for later order updates, the venue model and the risk gate. None when
+        the executor is built outside an engine (the CMS checking a wallet, for example).
     :returns: An object satisfying :class:`polyvn.adapters.OrderExecutor`, or None.
     """
 
@@ -169,6 +177,39 @@ def polyvn_venue_simulator(exchange: str, seed: int) -> VenueSimulator | None:
     :param exchange: The exchange name.
     :param seed: Seed of the simulator's market generator: one seed, one market.
     :returns: An object satisfying :class:`polyvn.adapters.VenueSimulator`, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def polyvn_venue_model(exchange: str) -> VenueModel | None:
+    """Describe *exchange*'s economics: fees, maintenance margin, liquidation fee and funding
+    interval.
+
+    Called when an engine builds a bot's executor; the paper executor fills with these fees
+    and margins, and risk uses them for the liquidation buffer. Without an answer the engine
+    uses :class:`polyvn.engine.contracts.FlatVenueModel` (no fees, 0.5 % maintenance margin,
+    8-hour funding).
+
+    First-result: the first non-None answer is used.
+
+    :param exchange: The exchange name.
+    :returns: An object satisfying :class:`polyvn.engine.contracts.VenueModel`, or None.
+    """
+
+
+@hookspec
+def polyvn_engine_services(engine_id: str, exchanges: Sequence[str]) -> Sequence[EngineService]:
+    """Add long-running tasks to an engine (a notifier's sender, an exporter).
+
+    Called once when an engine starts. The engine runs each service with
+    ``await nursery.start(service.run)`` in its own nursery and cancels it at shutdown; a
+    service that raises is logged and the engine goes on.
+
+    Every result is collected (not first-result).
+
+    :param engine_id: The engine's id.
+    :param exchanges: The exchanges the engine supports.
+    :returns: Objects satisfying :class:`polyvn.engine.contracts.EngineService`.
     """
 
 

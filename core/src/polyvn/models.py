@@ -73,6 +73,7 @@ __all__ = [
     "Position",
     "PositionUpdated",
     "ReplyStatus",
+    "Resolution",
     "ResumeBot",
     "RiskBreached",
     "RiskLimits",
@@ -261,6 +262,16 @@ class Bot:
     """Why the bot entered its state, for ERROR and RISK_STOPPED."""
 
     risk_limits: RiskLimits
+
+    tick_interval_ms: int | None = None
+    """How often on_tick is called; absent: never."""
+
+    cancel_on_stop: bool = True
+    """Cancel the bot's open orders when it stops."""
+
+    paper_balances: Mapping[str, Decimal] | None = None
+    """Starting balances of a paper bot's account, by currency."""
+
     created_at: TimestampMs
     updated_at: TimestampMs
 
@@ -1019,7 +1030,7 @@ class ExchangeDescription:
 
 class FeedType(enum.StrEnum):
     """Kinds of feed. book, ticker and mark_price are states (a slow reader may skip to the
-    latest); trades, funding_rate and the private feeds are facts (never dropped).
+    latest); trades, funding_rate, resolution and the private feeds are facts (never dropped).
     """
 
     BOOK = "book"
@@ -1027,6 +1038,7 @@ class FeedType(enum.StrEnum):
     TRADES = "trades"
     MARK_PRICE = "mark_price"
     FUNDING_RATE = "funding_rate"
+    RESOLUTION = "resolution"
     ORDERS = "orders"
     FILLS = "fills"
     POSITIONS = "positions"
@@ -1181,6 +1193,21 @@ class FundingRate:
 
     interval_ms: int | None = None
     """Time between funding payments."""
+
+    timestamp: TimestampMs
+
+
+@attrs.frozen(kw_only=True)
+class Resolution:
+    """A binary market resolved: each share of the instrument pays payout (1 for the winning
+    outcome, 0 for the losing one) in the settlement currency; open orders are cancelled.
+    """
+
+    exchange: ExchangeName
+    instrument: VenueId
+
+    payout: Decimal
+    """Paid per share, in the settlement currency."""
 
     timestamp: TimestampMs
 

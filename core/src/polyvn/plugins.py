@@ -43,6 +43,7 @@ from polyvn.adapters import (
     VenueSimulator,
     WalletAdapter,
 )
+from polyvn.engine.contracts import EngineService, FlatVenueModel, VenueModel
 from polyvn.errors import DuplicateStrategyError, UnknownStrategyError
 from polyvn.models import BotMode, BotState, ExchangeDescription, Fill, Order
 from polyvn.serialization import error_messages, make_converter
@@ -385,6 +386,17 @@ class Plugins:
 
     def venue_simulator(self, *, exchange: str, seed: int) -> VenueSimulator | None:
         return self.pm.hook.polyvn_venue_simulator(exchange=exchange, seed=seed)  # type: ignore[no-any-return]
+
+    def venue_model(self, *, exchange: str) -> VenueModel:
+        """The exchange's venue model, or a flat one without fees when it declares none."""
+        model = self.pm.hook.polyvn_venue_model(exchange=exchange)
+        return FlatVenueModel() if model is None else model
+
+    def engine_services(self, *, engine_id: str, exchanges: Sequence[str]) -> list[EngineService]:
+        answers = self.pm.hook.polyvn_engine_services(
+            engine_id=engine_id, exchanges=list(exchanges)
+        )
+        return [service for answer in answers for service in answer]
 
     def price_sources(self) -> list[PriceSource]:
         return [source for answer in self.pm.hook.polyvn_price_sources() for source in answer]

@@ -1,0 +1,14 @@
+"""The trio engine: bots, shared feeds, order tracking, risk, paper trading and replay.
+
+Modules:
+
+- :mod:`~polyvn.engine.clock`: wall time derived from trio's clock.
+- :mod:`~polyvn.engine.contracts`: the interfaces the engine's parts meet at.
+- :mod:`~polyvn.engine.book`: the L2 order book.
+- :mod:`~polyvn.engine.feedmanager`: shared, reference-counted feed subscriptions.
+- :mod:`~polyvn.engine.orders`: the order tracker, positions and PnL.
+- :mod:`~polyvn.engine.paper`: the paper executor and its accounts.
+- :mod:`~polyvn.engine.risk`: pre-trade and running risk checks.
+- :mod:`~polyvn.engine.bot`: the BotRunner and the strategy context.
+- :mod:`~polyvn.engine.engine`: the Engine that runs them all.
+"""
