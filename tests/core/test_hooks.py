@@ -54,6 +54,7 @@ def test_hook_polyvn_order_executor() -> None:
         "settings": {},
         "credentials": CREDS,
         "mode": BotMode.PAPER,
+        "context": None,
     }
     assert call.result is executor  # first result: "other" answered None
     assert executor.exchange == "fakex"  # type: ignore[attr-defined]
@@ -156,3 +157,54 @@ def test_hook_polyvn_fill_created() -> None:
         plugins.fill_created(fill=fill)
     assert calls.names() == ["polyvn_fill_created"]
     assert fake.observed == [("fill", fill)]
+
+
+def test_hook_polyvn_venue_model() -> None:
+    from polyvn import hookimpl
+    from polyvn.engine.contracts import FlatVenueModel
+
+    class Fees:
+        @hookimpl
+        def polyvn_venue_model(self, exchange: str) -> FlatVenueModel | None:
+            return FlatVenueModel(taker=Decimal("0.0005")) if exchange == "fakex" else None
+
+    plugins = loaded(Fees())
+    with HookRecorder(plugins.pm) as calls:
+        model = plugins.venue_model(exchange="fakex")
+        default = plugins.venue_model(exchange="other")
+    assert [c.kwargs for c in calls.get("polyvn_venue_model")] == [
+        {"exchange": "fakex"},
+        {"exchange": "other"},
+    ]
+    assert model == FlatVenueModel(taker=Decimal("0.0005"))
+    assert default == FlatVenueModel()
+
+
+async def test_hook_polyvn_engine_services() -> None:
+    from polyvn import hookimpl
+
+    started: list[str] = []
+
+    class Service:
+        async def run(
+            self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        ) -> None:
+            started.append("run")
+            task_status.started()
+
+    class Plugin:
+        @hookimpl
+        def polyvn_engine_services(self, engine_id: str, exchanges: list[str]) -> list[Service]:
+            return [Service(), Service()] if "fakex" in exchanges else []
+
+    plugins = loaded(Plugin())
+    with HookRecorder(plugins.pm) as calls:
+        services = plugins.engine_services(engine_id="e1", exchanges=["fakex"])
+    assert calls.get("polyvn_engine_services")[0].kwargs == {
+        "engine_id": "e1",
+        "exchanges": ["fakex"],
+    }
+    async with trio.open_nursery() as nursery:
+        for service in services:
+            await nursery.start(service.run)
+    assert started == ["run", "run"]

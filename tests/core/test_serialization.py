@@ -98,7 +98,10 @@ def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "object" and "properties" in schema:
         return _object(schema)
     if kind == "object":
-        return st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+        values = schema.get("additionalProperties", True)
+        return st.dictionaries(
+            st.text(max_size=8), json_values if values is True else from_schema(values), max_size=3
+        )
     raise AssertionError(f"from_schema cannot generate {schema!r}")
 
 

@@ -43,7 +43,7 @@ from polyvn.adapters import (
     VenueSimulator,
     WalletAdapter,
 )
-from polyvn.engine.contracts import EngineService, FlatVenueModel, VenueModel
+from polyvn.engine.contracts import EngineService, ExecutorContext, FlatVenueModel, VenueModel
 from polyvn.errors import DuplicateStrategyError, UnknownStrategyError
 from polyvn.models import BotMode, BotState, ExchangeDescription, Fill, Order
 from polyvn.serialization import error_messages, make_converter
@@ -358,9 +358,14 @@ class Plugins:
         settings: Mapping[str, Any],
         credentials: Credentials | None,
         mode: BotMode,
+        context: ExecutorContext | None = None,
     ) -> OrderExecutor | None:
         return self.pm.hook.polyvn_order_executor(  # type: ignore[no-any-return]
-            exchange=exchange, settings=settings, credentials=credentials, mode=mode
+            exchange=exchange,
+            settings=settings,
+            credentials=credentials,
+            mode=mode,
+            context=context,
         )
 
     def feed_provider(

@@ -15,7 +15,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from polyvn.adapters import Credentials, ExchangeAdapter
+from polyvn.adapters import Credentials, ExchangeAdapter, FeedProvider, OrderExecutor
+from polyvn.engine.contracts import ExecutorContext
 from polyvn.errors import (
     DuplicateExchangeError,
     InvalidParamsError,
@@ -56,14 +57,63 @@ class ExchangeRegistry:
         settings: Mapping[str, Any] | None = None,
         credentials: Credentials | None = None,
         mode: BotMode = BotMode.LIVE,
+        context: ExecutorContext | None = None,
     ) -> ExchangeAdapter:
-        """Compose the adapters of exchange *name*.
+        """Compose the four adapters of exchange *name*.
 
         :param settings: Exchange settings; validated against the description's settings
             schema (InvalidParamsError lists every problem). None means no settings.
         :param credentials: Decrypted credentials, validated against the credentials schema.
         :param mode: Passed to the executor factory, so its wrappers can act on it.
+        :param context: Passed to the executor factory (see ExecutorContext).
         """
+        description, distribution = self.describe(name)
+        return ExchangeAdapter(
+            description=description,
+            distribution=distribution,
+            executor=self.executor(
+                name, settings=settings, credentials=credentials, mode=mode, context=context
+            ),
+            feeds=self.feed_provider(name, settings=settings, credentials=credentials),
+            wallet=self._build(
+                name, "wallet adapter", self.plugins.wallet_adapter, settings, credentials
+            ),
+            positions=self._build(
+                name, "position adapter", self.plugins.position_adapter, settings, credentials
+            ),
+        )
+
+    def executor(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        credentials: Credentials | None = None,
+        mode: BotMode = BotMode.LIVE,
+        context: ExecutorContext | None = None,
+    ) -> OrderExecutor:
+        """Build the order executor of exchange *name* alone (an engine builds one per bot)."""
+        build = functools.partial(self.plugins.order_executor, mode=mode, context=context)
+        return self._build(name, "order executor", build, settings, credentials)  # type: ignore[no-any-return]
+
+    def feed_provider(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        credentials: Credentials | None = None,
+    ) -> FeedProvider:
+        """Build the feed provider of exchange *name* alone (an engine shares one per account)."""
+        return self._build(name, "feed provider", self.plugins.feed_provider, settings, credentials)  # type: ignore[no-any-return]
+
+    def _build(
+        self,
+        name: str,
+        role: str,
+        build: Callable[..., Any],
+        settings: Mapping[str, Any] | None,
+        credentials: Credentials | None,
+    ) -> Any:
         description, distribution = self.describe(name)
         settings = dict(settings or {})
         _validate(description.settings_schema, settings, f"settings of exchange {name}")
@@ -75,35 +125,15 @@ class ExchangeRegistry:
                 f"credentials of exchange {name}",
                 secret=True,
             )
-        hooks, common = (
-            self.plugins,
-            {"exchange": name, "settings": settings, "credentials": credentials},
-        )
-        builders: dict[str, Callable[..., Any]] = {
-            "order executor": functools.partial(hooks.order_executor, mode=mode),
-            "feed provider": hooks.feed_provider,
-            "wallet adapter": hooks.wallet_adapter,
-            "position adapter": hooks.position_adapter,
-        }
-        roles: dict[str, Any] = {}
-        for role, build in builders.items():
-            try:
-                built = build(**common)
-            except Exception as exc:
-                raise PluginError(
-                    f"building the {role} of exchange {name!r} failed: {type(exc).__name__}: {exc}"
-                ) from exc
-            if built is None:
-                raise MissingAdapterError(name, role, distribution)
-            roles[role] = built
-        return ExchangeAdapter(
-            description=description,
-            distribution=distribution,
-            executor=roles["order executor"],
-            feeds=roles["feed provider"],
-            wallet=roles["wallet adapter"],
-            positions=roles["position adapter"],
-        )
+        try:
+            built = build(exchange=name, settings=settings, credentials=credentials)
+        except Exception as exc:
+            raise PluginError(
+                f"building the {role} of exchange {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if built is None:
+            raise MissingAdapterError(name, role, distribution)
+        return built
 
 
 def _validate(schema: Mapping[str, Any], value: Any, what: str, *, secret: bool = False) -> None:
