@@ -142,11 +142,11 @@ def report(name: str, updates: int, elapsed_ns: int, first: list[int], last: lis
     last.sort()
     deliveries = updates * BOTS
     print(
-        f"{name:<34} {deliveries / elapsed_ns * 1e9 / 1e6:6.2f} M deliveries/s  "
-        f"{elapsed_ns / deliveries / 1000:6.3f} µs/bot  "
-        f"bot 1 p50 {percentile(first, 0.5):6.1f} µs  "
-        f"bot {BOTS} p50 {percentile(last, 0.5):6.1f} µs  p99 {percentile(last, 0.99):6.1f} µs  "
-        f"max {last[-1] / 1000:7.1f} µs"
+        f"{name:<34} {deliveries / elapsed_ns * 1e9 / 1e6:5.2f} M deliveries/s  "
+        f"{elapsed_ns / deliveries / 1000:5.3f} µs/bot  "
+        f"latency bot 1 p50/p99 {percentile(first, 0.5):5.1f}/{percentile(first, 0.99):5.1f} µs  "
+        f"bot {BOTS} p50/p99 {percentile(last, 0.5):5.1f}/{percentile(last, 0.99):5.1f} µs  "
+        f"(max {last[-1] / 1000:.0f} µs)"
     )
 
 

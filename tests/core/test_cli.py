@@ -51,7 +51,7 @@ def test_plugins_report_shape() -> None:
     )
     report = plugins_report(plugins)
     assert report["polyvn"] == polyvn.__version__
-    fake = report["plugins"][1]
+    (fake,) = [p for p in report["plugins"] if p["name"] == "fake"]
     assert fake["name"] == "fake"
     assert fake["exchanges"] == ["fakex"]
     assert fake["strategies"] == ["echo"]

@@ -45,7 +45,7 @@ def test_hook_polyvn_order_executor() -> None:
     with HookRecorder(plugins.pm) as calls:
         executor = (
             ExchangeRegistry(plugins)
-            .resolve("fakex", credentials=CREDS, mode=BotMode.PAPER)
+            .resolve("fakex", credentials=CREDS, mode=BotMode.LIVE)
             .executor
         )
     (call,) = calls.get("polyvn_order_executor")
@@ -53,7 +53,7 @@ def test_hook_polyvn_order_executor() -> None:
         "exchange": "fakex",
         "settings": {},
         "credentials": CREDS,
-        "mode": BotMode.PAPER,
+        "mode": BotMode.LIVE,
         "context": None,
     }
     assert call.result is executor  # first result: "other" answered None

@@ -16,8 +16,12 @@ from tests.core.fakes import Echo, EchoParams, FakeExchangePlugin, description
 
 def test_builtins_load_without_entry_points() -> None:
     plugins = load_plugins(autoload=False)
-    assert [info.name for info in plugins.info()] == ["polyvn.builtin"]
-    assert plugins.info()[0].distribution == "polyvn"
+    assert [info.name for info in plugins.info()] == [
+        "polyvn.builtin",
+        "polyvn.engine.paper.plugin",
+        "polyvn.engine.risk",
+    ]
+    assert {info.distribution for info in plugins.info()} == {"polyvn"}
     assert plugins.failures == []
 
 

@@ -32,7 +32,7 @@ def registry(*plugins: object) -> ExchangeRegistry:
 
 async def test_resolve_composes_the_four_roles() -> None:
     reg = registry(FakeExchangePlugin("fakex"), FakeExchangePlugin("other"))
-    adapter = reg.resolve("fakex", settings={"demo": False}, credentials=CREDS, mode=BotMode.PAPER)
+    adapter = reg.resolve("fakex", settings={"demo": False}, credentials=CREDS, mode=BotMode.LIVE)
     assert adapter.name == "fakex"
     assert adapter.distribution == "p0"
     assert adapter.description == description("fakex")
@@ -44,7 +44,7 @@ async def test_resolve_composes_the_four_roles() -> None:
         assert role.exchange == "fakex"  # type: ignore[attr-defined]
         assert role.settings == {"demo": False}  # type: ignore[attr-defined]
         assert role.credentials is CREDS  # type: ignore[attr-defined]
-    assert adapter.executor.mode is BotMode.PAPER  # type: ignore[attr-defined]
+    assert adapter.executor.mode is BotMode.LIVE  # type: ignore[attr-defined]
     await adapter.aclose()
     assert adapter.executor.closed == [True]  # type: ignore[attr-defined]
 
@@ -131,17 +131,22 @@ def test_executor_wrapper_wraps_any_exchange() -> None:
         def __init__(self, inner: object, mode: BotMode) -> None:
             self.inner, self.mode = inner, mode
 
-    class PaperLike:
+    class Metering:
         @hookimpl(wrapper=True)
-        def polyvn_order_executor(self, mode: BotMode):  # type: ignore[no-untyped-def]
+        def polyvn_order_executor(self, exchange: str, mode: BotMode):  # type: ignore[no-untyped-def]
             inner = yield
-            return Wrapped(inner, mode) if mode is BotMode.PAPER else inner
+            return Wrapped(inner, mode) if exchange == "fakex" else inner
 
-    reg = registry(FakeExchangePlugin(), PaperLike())
-    paper = reg.resolve("fakex", mode=BotMode.PAPER).executor
-    assert isinstance(paper, Wrapped)
-    assert paper.inner.exchange == "fakex"  # type: ignore[attr-defined]
-    assert not isinstance(reg.resolve("fakex", mode=BotMode.LIVE).executor, Wrapped)
+    reg = registry(FakeExchangePlugin(), FakeExchangePlugin("other"), Metering())
+    wrapped = reg.resolve("fakex").executor
+    assert isinstance(wrapped, Wrapped)
+    assert wrapped.inner.exchange == "fakex"  # type: ignore[attr-defined]
+    assert not isinstance(reg.resolve("other").executor, Wrapped)
+
+
+def test_paper_mode_needs_an_engine() -> None:
+    with pytest.raises(PluginError, match="paper trading on fakex needs the engine's context"):
+        registry(FakeExchangePlugin()).resolve("fakex", mode=BotMode.PAPER)
 
 
 def test_credentials_never_show_their_values() -> None:

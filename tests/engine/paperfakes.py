@@ -21,10 +21,10 @@ from polyvn.engine.contracts import (
 from polyvn.engine.paper import PaperExecutor
 from polyvn.models import (
     Balance,
+    BookUpdate,
     Bot,
     BotMode,
     BotState,
-    BookUpdate,
     Feed,
     FeedHealth,
     FeedType,
@@ -128,10 +128,10 @@ class FakeMarket:
     def book(self, exchange: str, instrument: str) -> OrderBook | None:
         return self.books.get((exchange, instrument))
 
-    def latest(self, feed: Feed) -> MarketUpdate | None:
+    def latest(self, feed: Feed, *, account: str = "") -> MarketUpdate | None:
         return self.latest_updates.get(feed)
 
-    def health(self, feed: Feed) -> FeedHealth:
+    def health(self, feed: Feed, *, account: str = "") -> FeedHealth:
         return FeedHealth.OK if feed in self.held() else FeedHealth.DOWN
 
     def instrument(self, exchange: str, instrument: str) -> Instrument | None:
@@ -269,19 +269,19 @@ class RecordingSink:
         self.events.clear()
 
 
-@attrs.frozen(kw_only=True)
+KALSHI_TAKER_RATE = D("0.07")
+
+
 class KalshiLikeFees:
     """A venue model with Kalshi's taker fee on binaries, ``ceil_to_cent(0.07 × C × P × (1 − P))``
     (VENUES.md K5), and no maker fee: the shape an exchange plugin declares."""
-
-    rate: Decimal = D("0.07")
 
     def fee(
         self, instrument: Instrument, *, liquidity: Liquidity, price: Decimal, size: Decimal
     ) -> Decimal:
         if liquidity is Liquidity.MAKER:
             return D(0)
-        raw = self.rate * size * price * (1 - price)
+        raw = KALSHI_TAKER_RATE * size * price * (1 - price)
         return raw.quantize(D("0.01"), rounding=ROUND_CEILING)
 
     def maintenance_margin_ratio(self, instrument: Instrument, *, notional: Decimal) -> Decimal:
@@ -341,9 +341,7 @@ def make_paper(
         updates=sink,
         venue_model=venue_model or FlatVenueModel(),
     )
-    executor = PaperExecutor(
-        inner=None, context=context, margin_mode=margin_mode, id_prefix="p"
-    )
+    executor = PaperExecutor(inner=None, context=context, margin_mode=margin_mode, id_prefix="p")
     return Paper(executor=executor, market=market, sink=sink, clock=clock)
 
 

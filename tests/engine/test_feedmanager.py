@@ -632,6 +632,27 @@ async def test_a_subscriber_that_is_fast_again_returns_to_direct_calls(
     assert stats(manager, slow_switches=1, deliveries=3) == {"slow_switches": 1, "deliveries": 3}
 
 
+async def test_a_drain_that_catches_up_returns_to_direct_calls_at_once(
+    nursery: trio.Nursery, clock: Any, timer: FakeTimer
+) -> None:
+    """A feed posts between any two checkpoints of the drain: the hold goes direct right after
+    the call that emptied its mailbox, not at the drain's next turn (it might never get one
+    with an empty mailbox)."""
+    manager, provider = await start(nursery, timer=timer)
+    bot = Recorder("bot", timer=timer, cost=0.002)
+    manager.subscribe(TRADES, bot)
+    provider.push(TRADES, trade(1))
+    provider.push(TRADES, trade(2))
+    bot.cost = 0.0
+    for _ in range(100):
+        if len(bot.updates()) == 2:
+            break
+        await trio.lowlevel.checkpoint()
+    provider.push(TRADES, trade(3))  # no checkpoint since the drain delivered trade 2
+    assert bot.updates() == [trade(1), trade(2), trade(3)]
+    assert manager.statistics().queued_subscriptions == 0
+
+
 async def test_a_slow_book_subscriber_sees_a_resync_in_order(
     nursery: trio.Nursery, clock: Any, timer: FakeTimer
 ) -> None:

@@ -54,7 +54,7 @@ ENTRY_POINT_GROUP: Final = "polyvn"
 ENV_DISABLE_AUTOLOAD: Final = "POLYVN_DISABLE_PLUGIN_AUTOLOAD"
 ENV_DISABLED_PLUGINS: Final = "POLYVN_DISABLED_PLUGINS"
 ENV_TRACE_PLUGINS: Final = "POLYVN_TRACE_PLUGINS"
-BUILTIN_PLUGINS: Final = ("polyvn.builtin",)
+BUILTIN_PLUGINS: Final = ("polyvn.builtin", "polyvn.engine.paper.plugin", "polyvn.engine.risk")
 OBSERVER_HOOKS: Final = ("polyvn_bot_state_changed", "polyvn_order_updated", "polyvn_fill_created")
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)

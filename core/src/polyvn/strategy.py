@@ -36,7 +36,20 @@ from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 import attrs
 
 from polyvn.adapters import FeedUpdate
-from polyvn.models import Bot, Feed, Fill, Order, OrderType, Side, TimeInForce
+from polyvn.engine.book import OrderBook
+from polyvn.engine.contracts import MarketUpdate
+from polyvn.models import (
+    Balance,
+    Bot,
+    Feed,
+    FeedHealth,
+    Fill,
+    Order,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
 from polyvn.settings import parse_settings, settings_schema
 
 STRATEGY_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
@@ -70,6 +83,31 @@ class StrategyContext(Protocol):
 
     def time(self) -> float:
         """Seconds on trio's clock: virtual in tests and replay, monotonic live."""
+        ...
+
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds, advancing with trio's clock (the engine clock)."""
+        ...
+
+    def book(self, instrument: str, *, exchange: str | None = None) -> OrderBook | None:
+        """The live order book of *instrument* (on the bot's exchange unless named), if the
+        strategy subscribed its book feed."""
+        ...
+
+    def latest(self, feed: Feed) -> MarketUpdate | None:
+        """The last update of a state feed (ticker, mark price, funding rate), or None."""
+        ...
+
+    def feed_health(self, feed: Feed) -> FeedHealth:
+        """Whether *feed* is ok, stale, resyncing or down."""
+        ...
+
+    def position(self, instrument: str, *, exchange: str | None = None) -> Position | None:
+        """The bot's position in *instrument*, from its fills."""
+        ...
+
+    def balances(self) -> Mapping[str, Balance]:
+        """The bot's balances by currency, as last reported (paper account or wallet)."""
         ...
 
     def place_order(

@@ -49,7 +49,9 @@ class OrderBook:
     """Bids and asks of one instrument. Read it through the methods; the engine applies updates."""
 
     __slots__ = (
+        "_ask",
         "_asks",
+        "_bid",
         "_bids",
         "checksum",
         "exchange",
@@ -69,6 +71,8 @@ class OrderBook:
         """True once a snapshot arrived and no gap or checksum mismatch followed."""
         self._bids: SortedDict[Decimal, Decimal] = SortedDict()  # key: -price, best first
         self._asks: SortedDict[Decimal, Decimal] = SortedDict()  # key: price, best first
+        self._bid: BookLevel | None = None  # best levels, cached: read far more than written
+        self._ask: BookLevel | None = None
 
     @classmethod
     def from_update(cls, update: BookUpdate, *, checksum: Checksum | None = None) -> OrderBook:
@@ -80,7 +84,9 @@ class OrderBook:
 
     def apply(self, update: BookUpdate) -> None:
         """Apply a snapshot or a delta. Raises BookGapError or BookChecksumError (and marks the
-        book invalid) when the book no longer follows the venue."""
+        book invalid) when the book no longer follows the venue. Not all-or-nothing: a failure
+        part-way leaves the book invalid until the next snapshot, which the FeedManager asks
+        for."""
         if update.snapshot:
             self._bids.clear()
             self._asks.clear()
@@ -104,6 +110,7 @@ class OrderBook:
                 asks[price] = size
             else:
                 asks.pop(price, None)
+        self._best()
         self.sequence = update.sequence
         self.timestamp = update.timestamp
         self.valid = True
@@ -117,34 +124,37 @@ class OrderBook:
         """Forget every level (the feed is resyncing)."""
         self._bids.clear()
         self._asks.clear()
+        self._bid = self._ask = None
         self.valid = False
+
+    def _best(self) -> None:
+        if self._bids:
+            key, size = self._bids.peekitem(0)
+            self._bid = (-key, size)
+        else:
+            self._bid = None
+        self._ask = self._asks.peekitem(0) if self._asks else None
 
     # -- reading ---------------------------------------------------------------------------
 
     def best_bid(self) -> BookLevel | None:
         """(price, size) of the highest bid."""
-        if not self._bids:
-            return None
-        key, size = self._bids.peekitem(0)
-        return (-key, size)
+        return self._bid
 
     def best_ask(self) -> BookLevel | None:
         """(price, size) of the lowest ask."""
-        if not self._asks:
-            return None
-        return self._asks.peekitem(0)  # type: ignore[no-any-return]
+        return self._ask
 
     def mid(self) -> Decimal | None:
         """Halfway between the best bid and ask; None when a side is empty."""
-        if not self._bids or not self._asks:
+        if self._bid is None or self._ask is None:
             return None
-        mid: Decimal = (-self._bids.peekitem(0)[0] + self._asks.peekitem(0)[0]) / 2
-        return mid
+        return (self._bid[0] + self._ask[0]) / 2
 
     def spread(self) -> Decimal | None:
-        if not self._bids or not self._asks:
+        if self._bid is None or self._ask is None:
             return None
-        return self._asks.peekitem(0)[0] + self._bids.peekitem(0)[0]  # type: ignore[no-any-return]
+        return self._ask[0] - self._bid[0]
 
     def bids(self, depth: int | None = None) -> list[BookLevel]:
         """Bid levels, best (highest) first; the first *depth* of them."""

@@ -31,7 +31,8 @@ class EngineClock:
 
     def now_ms(self) -> int:
         """Wall-clock milliseconds since the Unix epoch, advancing with trio's clock."""
-        return self._epoch_ms + int((trio.current_time() - self._start) * 1000)
+        # The epsilon absorbs float rounding: after sleep_until(at_ms(t)) this reads t, not t - 1.
+        return self._epoch_ms + int((trio.current_time() - self._start) * 1000 + 1e-6)
 
     def at_ms(self, wall_ms: int) -> float:
         """The trio time at which the wall clock will read *wall_ms* (for ``trio.sleep_until``)."""

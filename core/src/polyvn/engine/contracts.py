@@ -63,7 +63,10 @@ class FeedSubscriber(Protocol):
 
     def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
         """A new update of *feed*. Book, ticker and mark-price updates may be conflated for a
-        subscriber that falls behind (it gets the latest); the other feeds are never dropped."""
+        subscriber that falls behind (it gets the latest); the other feeds are never dropped
+        silently: if a subscriber falls so far behind that its backlog overflows, the backlog
+        is dropped, counted and logged, and the subscriber is told
+        ``feed_health(feed, RESYNCING)`` first, so it knows to reconcile."""
         ...
 
     def feed_health(self, feed: Feed, health: FeedHealth) -> None:
@@ -98,12 +101,13 @@ class MarketView(Protocol):
         """The live order book, or None when no book feed of it is held."""
         ...
 
-    def latest(self, feed: Feed) -> MarketUpdate | None:
-        """The last update of *feed* (for state feeds: ticker, mark price, funding rate)."""
+    def latest(self, feed: Feed, *, account: str = "") -> MarketUpdate | None:
+        """The last update of *feed* (for state feeds: ticker, mark price, funding rate);
+        *account* selects the connection of a private feed."""
         ...
 
-    def health(self, feed: Feed) -> FeedHealth:
-        """The health of *feed* (``down`` when it is not held)."""
+    def health(self, feed: Feed, *, account: str = "") -> FeedHealth:
+        """The health of *feed* (``down`` when it is not held); *account* as for latest."""
         ...
 
     def instrument(self, exchange: str, instrument: str) -> Instrument | None:

@@ -11,7 +11,9 @@ Providers and routing
     private feeds (orders, fills, positions, balances) to the provider of the subscriber's
     account (a wallet id). One provider carries many feeds over its own connections. Each
     provider gets its own sink (bound to its exchange and account), so an update is routed by
-    one dictionary lookup.
+    one dictionary lookup. :meth:`FeedManager.run` starts every provider in its nursery and
+    loads the instrument list once per exchange: from the public provider, or from the first
+    account provider of an exchange that has none (not once per wallet).
 
 Reference counting and the grace period
     The first hold on a feed calls ``provider.subscribe(feed)``. Closing the last hold does
@@ -25,7 +27,8 @@ Dispatch
     the feed's :class:`~polyvn.engine.book.OrderBook`, then every subscriber is called in turn
     with ``subscriber.feed_update(feed, update)`` (the live book for a book feed, the update
     itself otherwise). There is no task or channel per delivery: a direct call costs a few
-    hundredths of a microsecond, a task hop microseconds. A subscriber that raises is logged
+    hundredths of a microsecond, a task hop microseconds (benchmark P1,
+    ``bench/p1_fanout.py``, prints both). A subscriber that raises is logged
     (at most once per :data:`ERROR_LOG_INTERVAL` seconds per subscription, with how many
     failures there were) and skipped; the others still get the update.
 
@@ -38,15 +41,17 @@ Slow subscribers
     feeds (states) the mailbox keeps only the latest update (the others are counted as
     *conflated*); for every other feed (facts) it is a FIFO. Health changes travel through
     the same mailbox, so a subscriber sees the updates and the health of one feed in order.
-    When a queued subscription's mailbox is empty and its last call was fast, it goes back to
-    direct calls.
+    As soon as a fast call leaves a queued subscription's mailbox empty, it goes back to
+    direct calls (nothing is pending, so the order holds).
 
     A FIFO mailbox that reaches ``mailbox_limit`` overflows, never silently: the backlog is
     dropped (counted in ``dropped``), a warning is logged, the subscriber is told
     ``feed_health(feed, RESYNCING)`` in place of what was dropped, and delivery goes on with
     the next updates; once it has caught up (its mailbox empty) it is told the feed's current
     health again. A subscriber that receives ``RESYNCING`` on a fact feed knows it missed
-    updates and should reconcile (the order tracker asks the venue).
+    updates and should reconcile (the order tracker asks the venue). The limit counts health
+    notices too; a state mailbox keeps one update between two notices, so only a storm of
+    health changes could fill it.
 
 Books and health
     A book feed starts ``RESYNCING`` and becomes ``OK`` with its first snapshot. A sequence
@@ -61,7 +66,7 @@ Books and health
 
 Malformed updates
     An update that makes the manager's own code raise (a wrong type for the feed, a book update
-    of another instrument, values the book cannot order) is counted as *malformed* and logged;
+    of another instrument, levels the book cannot hold) is counted as *malformed* and logged;
     a malformed book update also resyncs the book, whose state is then unknown. The
     provider's task never sees the exception.
 
@@ -71,7 +76,9 @@ Details beyond :class:`~polyvn.engine.contracts.MarketView`
     several wallets of one exchange hold the same private feed). ``latest`` keeps the last
     update of every feed, not only ticker, mark price and funding rate, and returns the book
     for a book feed. The constructor's ``timer`` replaces ``time.perf_counter`` so tests can
-    make a subscriber look slow without spending real time.
+    make a subscriber look slow without spending real time. :meth:`~FeedManager.statistics`
+    (a frozen record, for metrics) and :meth:`~FeedManager.feeds` (one status per upstream
+    feed) make stale and resyncing feeds visible outside the subscribers.
 """
 
 from __future__ import annotations
@@ -540,8 +547,13 @@ class FeedManager:
         upstream = self._route(feed, account)
         state = upstream.feeds.get(feed)
         if state is None:
-            upstream.provider.subscribe(feed)
+            # The state exists before the upstream call: a provider may deliver at once.
             state = upstream.feeds[feed] = _FeedState(feed, upstream, self._now())
+            try:
+                upstream.provider.subscribe(feed)
+            except BaseException:
+                del upstream.feeds[feed]
+                raise
         hold = _Hold(self, state, subscriber)
         state.holds = (*state.holds, hold)
         state.release_at = None

@@ -28,6 +28,13 @@ The rules the tracker keeps:
   before (the cancel lost the race).
 - Fills are deduplicated by (exchange, fill id), attributed to the order's bot (by client
   order id, else venue order id) and move that bot's position (:mod:`polyvn.engine.positions`).
+- Venues that report only venue order ids (Polymarket) can deliver an order's update or fill
+  before the placement reply that tells the tracker its venue id: those are held aside and
+  applied once the id is known. A venue order nobody tracks is an orphan, reported to the
+  listener; the engine flags it (it may be another bot's, or a person's).
+- Memory is bounded: closed orders beyond ``max_closed_orders`` are forgotten (their ids are
+  remembered, so late updates stay absorbed and late fills still reach the position), and so
+  are the oldest fill ids and held-aside items.
 - An ambiguous outcome is resolved by looking the order up by client order id
   (:meth:`OrderTracker.resolve_ambiguous`), never by resubmitting.
 - On start and after a reconnect, :func:`reconcile` compares a bot's orders with the venue's
@@ -224,8 +231,11 @@ class TrackerStatistics:
     """Venue updates of orders nobody tracks, and contradictions, reported to the listener."""
     orphan_fills: int
     """Fills of unknown orders held aside now, waiting for their order to become known."""
-    orphan_fills_dropped: int
-    """Fills held aside and then dropped to stay within ``max_orphan_fills``."""
+    held_updates: int
+    """Venue updates without a client order id held aside now, waiting for a placement reply
+    to make their venue order id known."""
+    dropped: int
+    """Fills and updates held aside, then dropped to stay within ``max_held``."""
     forgotten_orders: int
     """Closed orders dropped to stay within ``max_closed_orders``."""
     unvalued_fees: int
@@ -292,8 +302,10 @@ class _Entry:
 
 @attrs.frozen
 class _Applied:
+    """What :meth:`OrderTracker._apply` did: the new order (None: absorbed, held or unknown),
+    and whether the update contradicted a local terminal status."""
+
     order: Order | None
-    orphan: bool = False
     contradiction: bool = False
 
 
@@ -344,7 +356,9 @@ class OrderTracker:
     :param max_fill_ids: fill ids kept per exchange for deduplication. Beyond it the oldest are
         dropped, and an unseen fill no newer than the newest dropped one is taken for a repeat
         and absorbed.
-    :param max_orphan_fills: fills of unknown orders held aside (see :meth:`apply_fill`).
+    :param max_held: fills, and venue updates without a client order id, of unknown orders
+        held aside until their order becomes known (see :meth:`apply` and :meth:`apply_fill`),
+        at most this many of each; the oldest are dropped.
 
     The tracker is an :class:`~polyvn.engine.contracts.ExecutionSink`. Its methods are
     synchronous and never block, except the ``async`` ones, which talk to a venue.
@@ -361,18 +375,21 @@ class OrderTracker:
         "_fill_horizon",
         "_forgotten",
         "_forgotten_venue",
+        "_held",
+        "_held_count",
         "_ids",
         "_last_fill",
         "_ledger",
         "_listener",
         "_max_closed",
         "_max_fill_ids",
-        "_max_orphan_fills",
+        "_max_held",
         "_open",
         "_parked",
         "_parked_count",
         "_seen_fills",
         "_tags",
+        "_unacked",
         "_venue_positions",
         "engine_id",
     )
@@ -386,11 +403,11 @@ class OrderTracker:
         instruments: InstrumentLookup = no_instruments,
         max_closed_orders: int = 10_000,
         max_fill_ids: int = 100_000,
-        max_orphan_fills: int = 10_000,
+        max_held: int = 10_000,
     ) -> None:
-        if max_closed_orders < 1 or max_fill_ids < 1 or max_orphan_fills < 0:
+        if max_closed_orders < 1 or max_fill_ids < 1 or max_held < 0:
             raise ValueError(
-                "max_closed_orders and max_fill_ids must be at least 1, max_orphan_fills at least 0"
+                "max_closed_orders and max_fill_ids must be at least 1, max_held at least 0"
             )
         self.engine_id = engine_id
         self._clock = clock
@@ -398,7 +415,7 @@ class OrderTracker:
         self._ledger = PositionLedger(now_ms=clock.now_ms, instruments=instruments)
         self._max_closed = max_closed_orders
         self._max_fill_ids = max_fill_ids
-        self._max_orphan_fills = max_orphan_fills
+        self._max_held = max_held
         self._entries: dict[str, _Entry] = {}
         self._by_venue: dict[tuple[str, str], str] = {}
         self._by_bot: dict[str, dict[str, None]] = {}
@@ -412,6 +429,9 @@ class OrderTracker:
         self._fill_horizon: dict[str, int] = {}
         self._parked: OrderedDict[tuple[str, str], list[Fill]] = OrderedDict()
         self._parked_count = 0
+        self._held: OrderedDict[tuple[str, str], list[VenueOrder]] = OrderedDict()
+        self._held_count = 0
+        self._unacked: dict[tuple[str, str], dict[str, None]] = {}
         self._last_fill: dict[str, int] = {}
         self._venue_positions: dict[tuple[str, str, str | None], Position] = {}
         self._balances: dict[tuple[str, str | None, str | None, str], Balance] = {}
@@ -423,7 +443,7 @@ class OrderTracker:
                 "duplicate_fills",
                 "invalid_fills",
                 "orphan_updates",
-                "orphan_fills_dropped",
+                "dropped",
                 "forgotten_orders",
             ),
             0,
@@ -497,6 +517,7 @@ class OrderTracker:
             orders_tracked=len(self._entries),
             open_orders=sum(len(cids) for cids in self._open.values()),
             orphan_fills=self._parked_count,
+            held_updates=self._held_count,
             unvalued_fees=self._ledger.unvalued_fees,
             **self._counts,
         )
@@ -562,9 +583,7 @@ class OrderTracker:
             raise ValueError(f"bot {bot.id}: invalid order on {instrument}: " + "; ".join(problems))
         self._claim(bot.id)
         now = self._clock.now_ms()
-        ids = self._ids.get(bot.id)
-        if ids is None:
-            ids = self._ids[bot.id] = ClientOrderIds(bot.id)
+        ids = self._ids_of(bot.id)
         client_order_id = ids.next(now)
         while client_order_id in self._entries or client_order_id in self._forgotten:
             client_order_id = ids.next(now)  # only after a restore with ids from the future
@@ -613,10 +632,7 @@ class OrderTracker:
         if update.size <= 0:
             raise ValueError(f"venue order {update.venue_order_id}: size must be positive")
         self._claim(bot.id)
-        ids = self._ids.get(bot.id)
-        if ids is None:
-            ids = self._ids[bot.id] = ClientOrderIds(bot.id)
-        ids.observe(client_order_id)
+        self._ids_of(bot.id).observe(client_order_id)
         now = self._clock.now_ms()
         order = Order(
             client_order_id=client_order_id,
@@ -641,15 +657,20 @@ class OrderTracker:
         self._forget_forgotten(client_order_id, update.exchange, update.venue_order_id)
         self._track(entry)
         self._listener.order_changed(entry.order)
-        self._replay_parked(update.exchange, update.venue_order_id)
-        return entry.order
+        self._follow_up(entry.order, learnt=True)
+        current = self._entries.get(client_order_id)
+        return current.order if current is not None else entry.order
 
     def apply(self, update: VenueOrder) -> Order | None:
         """Merge a venue update into the order it is about; return the new order, or None when
         the update was absorbed or is about an order nobody tracks.
 
-        The order is found by client order id, else by venue order id. An unknown order is
-        reported to ``listener.orphan_found``. The merge:
+        The order is found by client order id, else by venue order id. An update of an unknown
+        order is reported to ``listener.orphan_found``, except one without a client order id
+        while an order on its instrument awaits its venue order id: on venues whose updates
+        carry only venue ids, it may be that order's, arriving before the placement reply. It
+        is held aside and applied once an order learns that venue id, or reported as an orphan
+        once no order on the instrument awaits one. The merge:
 
         - status: a higher rank applies; an equal rank applies when the update is newer
           (``venue_updated_at``) or reports more fill; a lower rank never does.
@@ -660,7 +681,7 @@ class OrderTracker:
           reporting more fill than the venue reported before, whatever its status (a stale
           status can carry news of a fill); see the module docs for how they combine with
           fills.
-        - the venue order id is learnt from any update.
+        - the venue order id is learnt from any update (and from fills).
         - an order closed locally (:meth:`mark`) that a newer update shows live is a
           contradiction: the status stays (it never moves back) and the update is reported
           to ``listener.orphan_found``, so the engine can cancel the live order.
@@ -684,7 +705,7 @@ class OrderTracker:
         - Any other fill is held aside, keyed by its venue order id: when an order with that
           venue id becomes known (its placement reply, adoption), the fill is applied to it.
           This covers venues whose fills carry only venue order ids and can arrive before the
-          placement reply. At most ``max_orphan_fills`` are held; the oldest are dropped.
+          placement reply. At most ``max_held`` are held; the oldest are dropped.
 
         The bot's position then moves (see :mod:`polyvn.engine.positions`), and the listener
         hears ``order_changed`` (if it changed), ``fill_applied``, ``position_changed``.
@@ -719,8 +740,9 @@ class OrderTracker:
             updated_at=self._clock.now_ms(),
         )
         entry.local_terminal = is_terminal(status)
-        self._commit(entry, new)
+        learnt = self._commit(entry, new)
         self._listener.order_changed(new)
+        self._follow_up(new, learnt)
         return new
 
     async def resolve_ambiguous(self, executor: OrderExecutor, order: Order) -> Order:
@@ -834,10 +856,7 @@ class OrderTracker:
             if order.client_order_id in self._entries:
                 continue
             self._claim(order.bot_id)
-            ids = self._ids.get(order.bot_id)
-            if ids is None:
-                ids = self._ids[order.bot_id] = ClientOrderIds(order.bot_id)
-            ids.observe(order.client_order_id)
+            self._ids_of(order.bot_id).observe(order.client_order_id)
             reported = order.fees != 0 or order.fee_currency is not None
             entry = _Entry(
                 order,
@@ -891,6 +910,12 @@ class OrderTracker:
             self._unpark(fill)
             self._apply_new_fill(fill)
 
+    def _ids_of(self, bot_id: str) -> ClientOrderIds:
+        ids = self._ids.get(bot_id)
+        if ids is None:
+            ids = self._ids[bot_id] = ClientOrderIds(bot_id)
+        return ids
+
     def _locate(
         self, exchange: str, client_order_id: str | None, venue_order_id: str | None
     ) -> _Entry | None:
@@ -936,6 +961,8 @@ class OrderTracker:
             self._close(cid)
         else:
             self._open.setdefault(order.bot_id, {})[cid] = None
+            if not order.venue_order_id:
+                self._unacked.setdefault((order.exchange, order.instrument), {})[cid] = None
 
     def _commit(self, entry: _Entry, new: Order) -> bool:
         """Store *new* as the entry's order and keep the indexes; True when it brought the
@@ -948,7 +975,36 @@ class OrderTracker:
         if is_terminal(new.status) and not is_terminal(old.status):
             self._open.get(new.bot_id, {}).pop(new.client_order_id, None)
             self._close(new.client_order_id)
+        if learnt or is_terminal(new.status):
+            key = (new.exchange, new.instrument)
+            waiting = self._unacked.get(key)
+            if waiting is not None:
+                waiting.pop(new.client_order_id, None)
+                if not waiting:
+                    del self._unacked[key]
         return learnt
+
+    def _follow_up(self, order: Order, learnt: bool) -> None:
+        """After *order* changed and the listener heard of it: apply what was held aside for
+        the venue id it learnt, and report the held updates no placement can claim any more."""
+        if learnt and order.venue_order_id:
+            key = (order.exchange, order.venue_order_id)
+            updates = self._held.pop(key, [])
+            self._held_count -= len(updates)
+            for update in updates:
+                self._apply(update)
+            self._replay_parked(order.exchange, order.venue_order_id)
+        if (order.exchange, order.instrument) not in self._unacked:
+            unclaimed = [
+                key
+                for key, updates in self._held.items()
+                if updates[0].instrument == order.instrument and key[0] == order.exchange
+            ]
+            for key in unclaimed:
+                updates = self._held.pop(key)
+                self._held_count -= len(updates)
+                for update in updates:
+                    self._report_orphan(update)
 
     def _close(self, client_order_id: str) -> None:
         self._closed[client_order_id] = None
@@ -977,8 +1033,13 @@ class OrderTracker:
             ):
                 self._counts["stale_updates"] += 1
                 return _Applied(None)
+            if update.client_order_id is None and (update.exchange, update.instrument) in (
+                self._unacked
+            ):
+                self._hold(update)
+                return _Applied(None)
             self._report_orphan(update)
-            return _Applied(None, orphan=True)
+            return _Applied(None)
         old = entry.order
         old_rank, new_rank = STATUS_ORDER[old.status], STATUS_ORDER[update.status]
         newer = old.venue_updated_at is None or update.venue_updated_at > old.venue_updated_at
@@ -1010,19 +1071,20 @@ class OrderTracker:
         entry.venue = entry.venue.merge(update, current=applies)
         new = _with_fills(new, entry)
 
-        if contradiction:
-            self._report_orphan(update)
         if new == old:
             key = "stale_updates" if new_rank < old_rank else "duplicate_updates"
             self._counts[key] += 1
+            if contradiction:
+                self._report_orphan(update)
             return _Applied(None, contradiction=contradiction)
         if applies:
             entry.local_terminal = False
         new = attrs.evolve(new, updated_at=self._clock.now_ms())
         learnt = self._commit(entry, new)
         self._listener.order_changed(new)
-        if learnt and new.venue_order_id is not None:
-            self._replay_parked(new.exchange, new.venue_order_id)
+        if contradiction:
+            self._report_orphan(update)
+        self._follow_up(new, learnt)
         current = self._entries.get(new.client_order_id)
         return _Applied(current.order if current is not None else new, contradiction=contradiction)
 
@@ -1070,13 +1132,17 @@ class OrderTracker:
             fill, bot_id=bot_id, engine_id=self.engine_id, client_order_id=client_order_id
         )
         changed: Order | None = None
+        learnt = False
         if entry is not None:
             entry.fills = entry.fills.add(applied)
             old = entry.order
-            new = _with_fills(old, entry)
+            new = old
+            if not old.venue_order_id and fill.venue_order_id:
+                new = attrs.evolve(new, venue_order_id=fill.venue_order_id)
+            new = _with_fills(new, entry)
             if new != old:
                 changed = attrs.evolve(new, updated_at=self._clock.now_ms())
-                self._commit(entry, changed)
+                learnt = self._commit(entry, changed)
         position = self._ledger.apply_fill(applied)
         self._counts["fills_applied"] += 1
         self._note_fill_time(bot_id, fill.timestamp)
@@ -1084,25 +1150,42 @@ class OrderTracker:
             self._listener.order_changed(changed)
         self._listener.fill_applied(applied)
         self._listener.position_changed(position)
+        if changed is not None:
+            self._follow_up(changed, learnt)
         return applied
 
     def _note_fill_time(self, bot_id: str, timestamp: int) -> None:
         self._last_fill[bot_id] = max(self._last_fill.get(bot_id, timestamp), timestamp)
 
     def _park(self, fill: Fill) -> None:
-        if self._max_orphan_fills == 0:
-            self._counts["orphan_fills_dropped"] += 1
+        if self._max_held == 0:
+            self._counts["dropped"] += 1
             return
         self._parked.setdefault((fill.exchange, fill.venue_order_id), []).append(fill)
         self._parked_count += 1
-        while self._parked_count > self._max_orphan_fills:
+        while self._parked_count > self._max_held:
             key = next(iter(self._parked))
             fills = self._parked[key]
             fills.pop(0)
             if not fills:
                 del self._parked[key]
             self._parked_count -= 1
-            self._counts["orphan_fills_dropped"] += 1
+            self._counts["dropped"] += 1
+
+    def _hold(self, update: VenueOrder) -> None:
+        if self._max_held == 0:
+            self._counts["dropped"] += 1
+            return
+        self._held.setdefault((update.exchange, update.venue_order_id), []).append(update)
+        self._held_count += 1
+        while self._held_count > self._max_held:
+            key = next(iter(self._held))
+            updates = self._held[key]
+            updates.pop(0)
+            if not updates:
+                del self._held[key]
+            self._held_count -= 1
+            self._counts["dropped"] += 1
 
     def _unpark(self, fill: Fill) -> None:
         key = (fill.exchange, fill.venue_order_id)

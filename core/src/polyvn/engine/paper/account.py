@@ -469,8 +469,8 @@ class PaperAccount:
 
     # -- applying facts --------------------------------------------------------------------
 
-    def apply_fill(self, fill: Fill, instrument: Instrument, *, leverage: Decimal) -> set[str]:
-        """Apply one fill of this account's order; returns the currencies whose balance changed.
+    def apply_fill(self, fill: Fill, instrument: Instrument, *, leverage: Decimal) -> None:
+        """Apply one fill of this account's order.
 
         Moves the money (see the module docstring), pays the fee, and updates the holding:
         average entry on an increase, realized PnL and a pro-rata margin release on a
@@ -479,7 +479,6 @@ class PaperAccount:
         kind = instrument.kind
         settle = instrument.settlement_currency
         price, size = fill.price, fill.size
-        changed = {settle}
         held = self._holdings.get(instrument.id) or Holding(instrument=instrument)
         holding, pnl = _trade(
             held,
@@ -499,12 +498,10 @@ class PaperAccount:
             if kind is InstrumentKind.SPOT:
                 base_delta = size if fill.side is Side.BUY else -size
                 self._add(instrument.base, base_delta)
-                changed |= {instrument.base, instrument.quote}
             self._add(instrument.quote, -value if fill.side is Side.BUY else value)
             holding = attrs.evolve(holding, mark_price=price if holding.size else None)
         self._add(settle, -fill.fee)
         self._holdings[instrument.id] = holding
-        return changed
 
     def apply_mark(self, instrument: str, price: Decimal) -> bool:
         """A new mark price; returns True when the holding is open and its mark changed."""
@@ -642,19 +639,21 @@ def _trade(
     """The holding after trading *size* at *price* on *side*, and the PnL it realizes."""
     ct = h.instrument.contract_value
     perpetual = h.is_perpetual
-    isolated = perpetual and margin_mode is MarginMode.ISOLATED
     signed = size if side is Side.BUY else -size
     if _same_direction(h.size, side):
+        # An open position keeps the mode and leverage it was opened with.
+        opening = not h.size
+        mode = margin_mode if opening else h.margin_mode
+        isolated = perpetual and mode is MarginMode.ISOLATED
         new_size = h.size + signed
         entry = (h.entry_price * abs(h.size) + price * size) / abs(new_size)
-        opening = not h.size
         return (
             attrs.evolve(
                 h,
                 size=new_size,
                 entry_price=entry,
                 leverage=(leverage if opening else h.leverage) if perpetual else None,
-                margin_mode=(margin_mode if opening else h.margin_mode) if perpetual else None,
+                margin_mode=mode if perpetual else None,
                 margin=h.margin
                 + (m.initial_margin(size, ct, price, leverage) if isolated else ZERO),
             ),
@@ -675,7 +674,8 @@ def _trade(
         mark_price=h.mark_price if remaining else None,
     )
     opened = size - closed
-    if opened:
+    if opened:  # a flip: the new side opens with the account's mode and the order's leverage
+        isolated = perpetual and margin_mode is MarginMode.ISOLATED
         h = attrs.evolve(
             h,
             size=opened if side is Side.BUY else -opened,

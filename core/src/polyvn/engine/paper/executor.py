@@ -64,14 +64,17 @@ Subscriptions
     Book and trades of instruments with resting orders; mark price and funding rate of
     perpetuals held (funding only when the venue model gives the instrument a funding
     interval); resolution of binaries held or with resting orders. Each is closed when no
-    longer needed. Updates that arrive while the executor is handling another event (for
-    example, delivered synchronously by ``subscribe``) are queued and handled after it.
+    longer needed. A feed the market view refuses (a venue without trades, say) is logged and
+    done without: resting orders then fill from the book alone. Updates that arrive while the
+    executor is handling another event (for example, delivered synchronously by
+    ``subscribe``) are queued and handled after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -119,6 +122,8 @@ from polyvn.models import (
     Trade,
     VenueOrder,
 )
+
+log = logging.getLogger(__name__)
 
 ZERO: Final = Decimal(0)
 ONE: Final = Decimal(1)
@@ -228,7 +233,6 @@ class PaperExecutor:
         self._fill_ids = itertools.count(1)
         self._priority = itertools.count(1)
         self._orders: dict[str, _PaperOrder] = {}
-        self._liquidation_orders: list[VenueOrder] = []
         self._fills: list[Fill] = []
         self._taken: dict[str, dict[tuple[Side, Decimal], Decimal]] = {}
         self._funding: dict[str, dict[int, Decimal]] = {}
@@ -236,6 +240,8 @@ class PaperExecutor:
         self._funded_at: dict[str, int] = {}
         self._resolved: set[str] = set()
         self._subscriptions: dict[Feed, Subscription] = {}
+        self._unavailable: set[Feed] = set()
+        """Feeds the market view refused (a venue without that feed type): not asked again."""
         self._published_positions: dict[str, Position] = {}
         self._published_balances: dict[str, Balance] = {}
         self._pending: deque[tuple[Feed, MarketUpdate]] = deque()
@@ -354,6 +360,7 @@ class PaperExecutor:
         await trio.lowlevel.checkpoint()
 
     def statistics(self) -> PaperStatistics:
+        """A snapshot of the executor's counters."""
         return PaperStatistics(
             orders=len(self._orders),
             open_orders=sum(1 for po in self._orders.values() if po.is_open),
@@ -435,9 +442,12 @@ class PaperExecutor:
             self._resolve(update)
 
     def _after_change(self) -> None:
-        """After any change: liquidate what must be, publish positions and balances, and hold
-        exactly the feeds needed."""
+        """After any change: liquidate what must be, cancel reduce-only orders left with nothing
+        to reduce, publish positions and balances, and hold exactly the feeds needed."""
         self._liquidate()
+        for po in self._open_orders(None):
+            if po.request.reduce_only and not self._fillable(po):
+                self._cancel(po, error="reduce-only: no position left to reduce")
         self._publish()
         self._sync_subscriptions()
 
@@ -881,21 +891,15 @@ class PaperExecutor:
         return min(po.remaining, abs(position)) if reducible else ZERO
 
     def _fill_resting(self, po: _PaperOrder, size: Decimal) -> bool:
-        """A maker fill of *size* at the order's own price (none when *size* is 0); a
-        reduce-only order left with nothing to reduce is cancelled. Returns whether anything
-        changed."""
-        changed = False
-        if size:
-            po = self._execute(po, po.price, size, Liquidity.MAKER)
-            self._refresh_reservations(po.view.instrument)
-            if not po.is_open:
-                self.account.release(po.request.client_order_id)
-            self.context.updates.order_update(po.view)
-            changed = True
-        if po.is_open and po.request.reduce_only and not self._fillable(po):
-            self._cancel(po, error="reduce-only: the position is closed")
-            changed = True
-        return changed
+        """A maker fill of *size* at the order's own price; returns whether there was one."""
+        if not size:
+            return False
+        po = self._execute(po, po.price, size, Liquidity.MAKER)
+        self._refresh_reservations(po.view.instrument)
+        if not po.is_open:
+            self.account.release(po.request.client_order_id)
+        self.context.updates.order_update(po.view)
+        return True
 
     def _forget_taken(self, instrument: str, book: OrderBook) -> None:
         """End the memory of levels that disappeared, and shrink it to levels that shrank."""
@@ -999,7 +1003,6 @@ class PaperExecutor:
         )
         self.account.apply_fill(fill, instrument, leverage=ONE)
         self._counts["liquidations"] += 1
-        self._liquidation_orders.append(view)
         self.context.updates.order_update(view)
 
     # -- reporting and feeds ---------------------------------------------------------------
@@ -1048,11 +1051,25 @@ class PaperExecutor:
         is queued as if it had just arrived."""
         if self._closed:
             return
-        wanted = self._wanted_feeds()
+        wanted = self._wanted_feeds() - self._unavailable
         for feed in sorted(set(self._subscriptions) - wanted, key=_feed_key):
             self._subscriptions.pop(feed).close()
         for feed in sorted(wanted - set(self._subscriptions), key=_feed_key):
-            self._subscriptions[feed] = self.context.market.subscribe(feed, self)
+            try:
+                self._subscriptions[feed] = self.context.market.subscribe(feed, self)
+            except (ValueError, PolyvnError) as exc:
+                # The order or position stands; paper trading goes on without this feed.
+                self._unavailable.add(feed)
+                log.warning(
+                    "paper executor of bot %s: cannot subscribe %s %s of %s (%s); "
+                    "going on without it",
+                    self._bot_id,
+                    feed.type,
+                    feed.params,
+                    feed.exchange,
+                    exc,
+                )
+                continue
             if feed.type in (FeedType.MARK_PRICE, FeedType.FUNDING_RATE):
                 latest = self.context.market.latest(feed)
                 if latest is not None:

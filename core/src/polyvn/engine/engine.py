@@ -1,0 +1,514 @@
+"""The Engine: one process, one ``trio.run``, many bots.
+
+An engine has an id and the exchanges it supports. Its task tree: the FeedManager (and through
+it every feed provider), the command listener, the heartbeat, plugin services, and one
+BotRunner per bot, each under its own cancel scope. No task outlives its nursery.
+
+The engine owns the shared parts every bot uses (the order tracker, risk, market data) and
+routes between them: the tracker's changes go to the owning bot, commands from the bus go to
+the bot they name, and every event goes out on the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from importlib.metadata import version
+from typing import Any, Final
+
+import attrs
+import trio
+
+from polyvn.adapters import Credentials
+from polyvn.engine.bot import BotRunner, EngineServices, MemoryStateStore, StateStore
+from polyvn.engine.bus import Bus, EventFactory
+from polyvn.engine.clock import EngineClock
+from polyvn.engine.contracts import ExecutorContext, MarketUpdate
+from polyvn.engine.feedmanager import FeedManager
+from polyvn.engine.orders import OrderTracker
+from polyvn.engine.risk import PriceBook, RiskManager
+from polyvn.errors import PolyvnError, RiskBreachError
+from polyvn.models import (
+    Balance,
+    Bot,
+    BotMode,
+    BotState,
+    CancelOrder,
+    Command,
+    CommandReply,
+    CommandType,
+    EngineHeartbeat,
+    EngineHeartbeatEvent,
+    EngineLoad,
+    EngineStarted,
+    EngineStopped,
+    Feed,
+    FeedHealth,
+    FeedType,
+    Fill,
+    KillSwitch,
+    KillSwitchChanged,
+    Order,
+    PauseBot,
+    Position,
+    ReplyStatus,
+    ResumeBot,
+    RiskLimits,
+    StartBot,
+    StopBot,
+    UpdateParams,
+    VenueOrder,
+)
+from polyvn.plugins import Plugins
+from polyvn.registry import ExchangeRegistry
+
+log = logging.getLogger(__name__)
+
+PRIVATE_FEEDS: Final = (FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES)
+DEFAULT_PAPER_CAPITAL: Final = Decimal(10_000)
+
+
+@attrs.frozen(kw_only=True)
+class Wallet:
+    """Credentials of one venue account, decrypted, in memory only."""
+
+    id: str
+    exchange: str
+    credentials: Credentials
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    """What an engine runs with."""
+
+    engine_id: str
+    exchanges: tuple[str, ...] = ()
+    """Exchanges this engine supports; empty: every installed one."""
+    settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    """Exchange settings by exchange name."""
+    wallets: Mapping[str, Wallet] = attrs.field(factory=dict)
+    bots: tuple[Bot, ...] = ()
+    """Bots to start with the engine (their state is ignored: each starts)."""
+    risk_limits: RiskLimits = attrs.field(factory=RiskLimits)
+    """Engine-wide limits across all its bots."""
+    heartbeat_interval: float = 5.0
+    heartbeat_ttl: float = 15.0
+    shutdown_timeout: float = 30.0
+    order_timeout: float = 10.0
+    pnl_interval: float = 5.0
+    feed_grace_period: float = 30.0
+
+
+class EngineError(PolyvnError):
+    """A request the engine refuses (unknown bot, bot already running, bad params...)."""
+
+
+class Engine:
+    """Runs bots. ``await nursery.start(engine.run)`` starts it; :meth:`stop` (or cancelling the
+    nursery) stops it gracefully, each bot with its orders cancelled within the deadline."""
+
+    def __init__(
+        self,
+        *,
+        config: EngineConfig,
+        plugins: Plugins,
+        bus: Bus,
+        state_store: StateStore | None = None,
+        epoch_ms: int | None = None,
+    ) -> None:
+        self.config = config
+        self.engine_id = config.engine_id
+        self.plugins = plugins
+        self.registry = ExchangeRegistry(plugins)
+        self.bus = bus
+        self.state_store = state_store or MemoryStateStore()
+        self._epoch_ms = epoch_ms
+        self.runners: dict[str, BotRunner] = {}
+        self.bots: dict[str, Bot] = {}
+        self._replies: dict[str, CommandReply] = {}
+        self._stopping = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._bot_nursery: trio.Nursery | None = None
+        self._private_holds: list[Any] = []
+        self.started_at = 0
+
+    # -- running ---------------------------------------------------------------------------
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        return self.config.exchanges or tuple(self.registry.names())
+
+    async def run(self, *, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`stop` or cancellation; then stop every bot within the deadline."""
+        self.clock = EngineClock(epoch_ms=self._epoch_ms)
+        self.started_at = self.clock.now_ms()
+        self.events = EventFactory(engine_id=self.engine_id, clock=self.clock)
+        self.market = FeedManager(clock=self.clock, grace_period=self.config.feed_grace_period)
+        self.tracker = OrderTracker(
+            engine_id=self.engine_id,
+            clock=self.clock,
+            listener=_Router(self),
+            instruments=self.market.instrument,
+        )
+        self.prices = PriceBook(self.plugins.price_sources())
+        self.risk = RiskManager(
+            clock=self.clock,
+            prices=self.prices,
+            market=self.market,
+            view=self.tracker,
+            engine_limits=self.config.risk_limits,
+        )
+        self._add_providers()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.market.run)
+                self._hold_private_feeds()
+                nursery.start_soon(self._command_listener)
+                nursery.start_soon(self._heartbeats)
+                for service in self.plugins.engine_services(
+                    engine_id=self.engine_id, exchanges=self.exchanges
+                ):
+                    nursery.start_soon(self._run_service, service)
+                async with trio.open_nursery() as bots:
+                    self._bot_nursery = bots
+                    for bot in self.config.bots:
+                        await self.start_bot(bot)
+                    self._publish(EngineStarted(heartbeat=self.heartbeat()), exchange=None)
+                    task_status.started(self)
+                    try:
+                        await self._stopping.wait()
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            await self._stop_bots()
+                        bots.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._publish(EngineStopped(reason="stopped"), exchange=None)
+            self._nursery = self._bot_nursery = None
+
+    def stop(self) -> None:
+        """Ask the engine to stop gracefully (idempotent)."""
+        self._stopping.set()
+
+    async def _stop_bots(self) -> None:
+        with trio.move_on_after(self.config.shutdown_timeout):
+            for runner in list(self.runners.values()):
+                runner.request_stop()
+            for runner in list(self.runners.values()):
+                await runner.done.wait()
+
+    async def _run_service(self, service: Any) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(service.run)
+        except Exception:
+            log.exception("engine service %r failed; the engine goes on", service)
+
+    def _add_providers(self) -> None:
+        """One public feed provider per exchange in use, one private per wallet in use."""
+        exchanges = {bot.exchange for bot in self.config.bots} | set(self.config.exchanges)
+        for name in sorted(exchanges):
+            settings = self.config.settings.get(name, {})
+            self.market.add_provider(name, self.registry.feed_provider(name, settings=settings))
+        for wallet in self.config.wallets.values():
+            settings = self.config.settings.get(wallet.exchange, {})
+            provider = self.registry.feed_provider(
+                wallet.exchange, settings=settings, credentials=wallet.credentials
+            )
+            self.market.add_provider(wallet.exchange, provider, account=wallet.id)
+
+    def _hold_private_feeds(self) -> None:
+        """Hold every wallet's private feeds, so order updates and fills reach the tracker."""
+        sink = _PrivateFeeds(self)
+        for wallet in self.config.wallets.values():
+            for kind in PRIVATE_FEEDS:
+                feed = Feed(exchange=wallet.exchange, type=kind, params="")
+                self._private_holds.append(self.market.subscribe(feed, sink, account=wallet.id))
+
+    # -- bots ------------------------------------------------------------------------------
+
+    async def start_bot(self, bot: Bot) -> BotRunner:
+        """Start *bot* (again, if it stopped). EngineError when it cannot be started."""
+        if self._bot_nursery is None:
+            raise EngineError("the engine is not running")
+        current = self.runners.get(bot.id)
+        if current is not None and current.state not in (
+            BotState.STOPPED,
+            BotState.ERROR,
+            BotState.RISK_STOPPED,
+        ):
+            raise EngineError(f"bot {bot.id} is already {current.state.value}")
+        if self.config.exchanges and bot.exchange not in self.config.exchanges:
+            raise EngineError(f"engine {self.engine_id} does not support exchange {bot.exchange!r}")
+        strategy_cls = self.plugins.strategy(bot.strategy)
+        if not strategy_cls.supports(bot.exchange):
+            raise EngineError(f"strategy {bot.strategy} does not support exchange {bot.exchange}")
+        params = strategy_cls.parse_params(bot.params)
+        wallet = self.config.wallets.get(bot.wallet_id) if bot.wallet_id else None
+        if bot.mode is BotMode.LIVE and wallet is None:
+            raise EngineError(
+                f"live bot {bot.id} needs a wallet; {bot.wallet_id!r} is not configured"
+            )
+        if current is not None:
+            bot = attrs.evolve(bot, state=current.state)
+        else:
+            bot = attrs.evolve(bot, state=BotState.IDLE, engine_id=self.engine_id)
+        self.bots[bot.id] = bot
+        self.risk.register(bot)
+        context = ExecutorContext(
+            engine_id=self.engine_id,
+            bot=bot,
+            clock=self.clock,
+            market=self.market,
+            updates=self.tracker,
+            venue_model=self.plugins.venue_model(exchange=bot.exchange),
+            risk=self.risk,
+        )
+        executor = self.registry.executor(
+            bot.exchange,
+            settings=self.config.settings.get(bot.exchange, {}),
+            credentials=wallet.credentials if wallet is not None else None,
+            mode=bot.mode,
+            context=context,
+        )
+        services = EngineServices(
+            engine_id=self.engine_id,
+            clock=self.clock,
+            market=self.market,
+            tracker=self.tracker,
+            bus=self.bus,
+            events=self.events,
+            plugins=self.plugins,
+            state_store=self.state_store,
+            account=wallet.id if wallet is not None else "",
+        )
+        runner = BotRunner(
+            bot=bot,
+            strategy=strategy_cls(params),
+            executor=executor,
+            services=services,
+            order_timeout=self.config.order_timeout,
+            stop_timeout=self.config.shutdown_timeout,
+            pnl_interval=self.config.pnl_interval,
+            capital_usdc=self._capital(bot),
+            risk_check=self._running_risk,
+            usdc=self._to_usdc,
+        )
+        if current is not None:
+            runner.state = current.state
+        self.runners[bot.id] = runner
+        await self._bot_nursery.start(self._run_bot, runner)
+        return runner
+
+    async def _run_bot(
+        self, runner: BotRunner, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            await runner.run(task_status=task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await runner.executor.aclose()
+
+    def _capital(self, bot: Bot) -> Decimal:
+        if bot.mode is BotMode.PAPER:
+            balances = bot.paper_balances
+            if not balances:
+                return DEFAULT_PAPER_CAPITAL
+            return sum(
+                (self._to_usdc(amount, currency) for currency, amount in balances.items()),
+                Decimal(0),
+            )
+        return Decimal(0)
+
+    def _to_usdc(self, amount: Decimal, currency: str) -> Decimal:
+        try:
+            return self.prices.to_usdc(amount, currency)
+        except RiskBreachError:
+            return amount  # valued 1:1 when no source knows it; risk refuses orders needing it
+
+    def _running_risk(self, bot_id: str, equity: Decimal) -> list[RiskBreachError]:
+        mine: list[RiskBreachError] = []
+        for who, error in self.risk.update_equity(bot_id, equity):
+            if who is None:
+                self.engage_kill_switch(f"engine-wide limit: {error}")
+            else:
+                mine.append(error)
+        return mine
+
+    def runner(self, bot_id: str) -> BotRunner:
+        runner = self.runners.get(bot_id)
+        if runner is None:
+            raise EngineError(f"no bot {bot_id!r} on engine {self.engine_id}")
+        return runner
+
+    def engage_kill_switch(self, reason: str) -> None:
+        """Refuse every new order and risk-stop every bot (which cancels their orders)."""
+        if self.risk.kill_switch is None:
+            self.risk.engage_kill_switch(reason)
+            self._publish(KillSwitchChanged(engaged=True, reason=reason), exchange=None)
+        for runner in list(self.runners.values()):
+            runner.risk_stop(RiskBreachError("kill_switch", reason))
+
+    def release_kill_switch(self, reason: str) -> None:
+        if self.risk.kill_switch is not None:
+            self.risk.release_kill_switch()
+            self._publish(KillSwitchChanged(engaged=False, reason=reason), exchange=None)
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def _command_listener(self) -> None:
+        async for command in self.bus.commands(self.engine_id):
+            reply = await self.handle(command)
+            self.bus.reply(reply)
+
+    async def handle(self, command: Command) -> CommandReply:
+        """Apply a command (at most once per command id) and say what happened."""
+        if command.id in self._replies:
+            return self._replies[command.id]
+        try:
+            await self._apply(command)
+        except (PolyvnError, KeyError) as exc:
+            reply = self._reply(command, ReplyStatus.REFUSED, str(exc))
+        else:
+            reply = self._reply(command, ReplyStatus.APPLIED, None)
+        self._replies[command.id] = reply
+        return reply
+
+    async def _apply(self, command: Command) -> None:
+        payload = command.payload
+        if command.engine_id != self.engine_id:
+            raise EngineError(f"command for engine {command.engine_id}, this is {self.engine_id}")
+        match command.type, payload:
+            case CommandType.START, StartBot():
+                await self.start_bot(payload.bot)
+            case CommandType.STOP, StopBot():
+                runner = self.runner(payload.bot_id)
+                if not payload.cancel_orders:
+                    runner.bot = attrs.evolve(runner.bot, cancel_on_stop=False)
+                runner.request_stop()
+            case CommandType.PAUSE, PauseBot():
+                self.runner(payload.bot_id).pause()
+            case CommandType.RESUME, ResumeBot():
+                self.runner(payload.bot_id).resume()
+            case CommandType.UPDATE_PARAMS, UpdateParams():
+                runner = self.runner(payload.bot_id)
+                params = type(runner.strategy).parse_params(payload.params)
+                runner.update_params(params, payload.params)
+            case CommandType.CANCEL_ORDER, CancelOrder():
+                self.runner(payload.bot_id).ctx.cancel(payload.client_order_id)
+            case CommandType.KILL_SWITCH, KillSwitch():
+                if payload.engaged:
+                    self.engage_kill_switch(payload.reason)
+                else:
+                    self.release_kill_switch(payload.reason)
+            case _:
+                raise EngineError(
+                    f"command {command.type.value} carries a {type(payload).__name__}"
+                )
+
+    def _reply(self, command: Command, status: ReplyStatus, reason: str | None) -> CommandReply:
+        return CommandReply(
+            id=f"{command.id}.reply",
+            command_id=command.id,
+            command_type=command.type,
+            engine_id=self.engine_id,
+            exchange=command.exchange,
+            timestamp=self.clock.now_ms(),
+            status=status,
+            reason=reason,
+        )
+
+    # -- heartbeats and events -------------------------------------------------------------
+
+    def heartbeat(self) -> EngineHeartbeat:
+        stats = self.market.statistics()
+        return EngineHeartbeat(
+            engine_id=self.engine_id,
+            exchanges=tuple(self.exchanges),
+            bots=tuple(self.runners),
+            version=version("polyvn"),
+            load=EngineLoad(
+                bots=len(self.runners), feeds=stats.upstream_subscriptions, cpu_percent=0.0
+            ),
+            started_at=self.started_at,
+            timestamp=self.clock.now_ms(),
+            ttl_ms=int(self.config.heartbeat_ttl * 1000),
+        )
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await trio.sleep(self.config.heartbeat_interval)
+            self._publish(EngineHeartbeatEvent(heartbeat=self.heartbeat()), exchange=None)
+
+    def _publish(self, payload: Any, *, exchange: str | None) -> None:
+        self.bus.publish(self.events.make(payload, exchange=exchange))
+
+
+class _Router:
+    """The tracker's listener: sends each change to the bot it belongs to."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _runner(self, bot_id: str | None) -> BotRunner | None:
+        return self.engine.runners.get(bot_id) if bot_id is not None else None
+
+    def order_changed(self, order: Order) -> None:
+        runner = self._runner(order.bot_id)
+        if runner is not None:
+            runner.order_changed(order)
+
+    def fill_applied(self, fill: Fill) -> None:
+        runner = self._runner(fill.bot_id)
+        if runner is not None:
+            runner.fill_applied(fill)
+
+    def position_changed(self, position: Position) -> None:
+        runner = self._runner(position.bot_id)
+        if runner is not None:
+            runner.position_changed(position)
+
+    def balance_changed(self, balance: Balance) -> None:
+        runner = self._runner(balance.bot_id)
+        if runner is not None:
+            runner.balance_changed(balance)
+        elif balance.wallet_id is not None:
+            for runner in self.engine.runners.values():
+                if runner.bot.wallet_id == balance.wallet_id:
+                    runner.balance_changed(balance)
+
+    def orphan_found(self, update: VenueOrder) -> None:
+        log.warning(
+            "orphan order on %s: %s %s (client id %s) is not tracked by any bot",
+            update.exchange,
+            update.instrument,
+            update.venue_order_id,
+            update.client_order_id,
+        )
+
+
+class _PrivateFeeds:
+    """Feeds a wallet's private updates (orders, fills, positions, balances) to the tracker."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
+        tracker = self.engine.tracker
+        if isinstance(update, VenueOrder):
+            tracker.order_update(update)
+        elif isinstance(update, Fill):
+            tracker.fill(update)
+        elif isinstance(update, Position):
+            tracker.position_update(update)
+        elif isinstance(update, Balance):
+            tracker.balance_update(update)
+
+    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
+        if health is not FeedHealth.OK:
+            log.warning("private feed %s:%s is %s", feed.exchange, feed.type.value, health.value)
+
+
+__all__ = ["Engine", "EngineConfig", "EngineError", "Wallet"]

@@ -1,0 +1,496 @@
+"""The engine end to end, on the in-memory test venue, under trio's MockClock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from polyvn import Credentials, NoParams, Strategy, load_plugins, setting
+from polyvn.engine.bot import MemoryStateStore
+from polyvn.engine.bus import InProcessBus
+from polyvn.engine.engine import Engine, EngineConfig, Wallet
+from polyvn.errors import InvalidTransitionError
+from polyvn.models import (
+    Bot,
+    BotMode,
+    BotState,
+    Command,
+    CommandType,
+    Event,
+    EventType,
+    Feed,
+    FeedType,
+    Fill,
+    KillSwitch,
+    Order,
+    OrderStatus,
+    PauseBot,
+    ReplyStatus,
+    ResumeBot,
+    RiskLimits,
+    Side,
+    StopBot,
+    UpdateParams,
+)
+from tests.engine.venue import EXCHANGE, D, Venue, VenuePlugin
+
+EPOCH = 1_700_000_000_000
+BTC = "BTC-USDC"
+
+
+@attrs.frozen(kw_only=True)
+class BuyParams:
+    price: Decimal = setting(default=D("100"), gt=0)
+    size: Decimal = setting(default=D("1"), gt=0)
+    fail_on_fill: bool = False
+
+
+class BuyOnce(Strategy[BuyParams]):
+    """Places one limit buy when it starts; records every callback."""
+
+    name = "buy_once"
+
+    def __init__(self, params: BuyParams) -> None:
+        super().__init__(params)
+        self.calls: list[str] = []
+        self.orders: list[Order] = []
+
+    def feeds(self, exchange: str) -> list[Feed]:
+        return [Feed(exchange=exchange, type=FeedType.BOOK, params=BTC)]
+
+    def on_start(self, ctx: Any) -> None:
+        self.calls.append("start")
+        ctx.place_order(
+            instrument=BTC, side=Side.BUY, size=self.params.size, price=self.params.price
+        )
+
+    def on_feed_update(self, ctx: Any, feed: Feed, update: Any) -> None:
+        self.calls.append("feed")
+
+    def on_order_update(self, ctx: Any, order: Order) -> None:
+        self.calls.append(f"order:{order.status.value}")
+        self.orders.append(order)
+
+    def on_fill(self, ctx: Any, fill: Fill) -> None:
+        self.calls.append("fill")
+        if self.params.fail_on_fill:
+            raise ZeroDivisionError("the strategy's own bug")
+
+    def on_tick(self, ctx: Any) -> None:
+        self.calls.append("tick")
+        ctx.state["ticks"] = ctx.state.get("ticks", 0) + 1
+
+    def on_signal(self, ctx: Any, name: str, value: Any) -> None:
+        self.calls.append(f"signal:{name}={value}")
+
+    def on_stop(self, ctx: Any) -> None:
+        self.calls.append("stop")
+
+
+class Idle(Strategy[NoParams]):
+    name = "idle"
+
+
+def bot(
+    id: str = "b1", *, mode: BotMode = BotMode.PAPER, strategy: str = "buy_once", **changes: Any
+) -> Bot:
+    base = Bot(
+        id=id, name=id, exchange=EXCHANGE, strategy=strategy, params={}, mode=mode, state=BotState.IDLE,
+        risk_limits=RiskLimits(), created_at=EPOCH, updated_at=EPOCH,
+        paper_balances={"USDC": D("10000")},
+    )  # fmt: skip
+    return attrs.evolve(base, **changes)
+
+
+@attrs.define
+class Harness:
+    engine: Engine
+    venue: Venue
+    bus: InProcessBus
+    events: Any
+    seen: list[Event] = attrs.field(factory=list)
+
+    def runner(self, bot_id: str = "b1") -> Any:
+        return self.engine.runners[bot_id]
+
+    def strategy(self, bot_id: str = "b1") -> Any:
+        return self.engine.runners[bot_id].strategy
+
+    def published(self, kind: EventType | None = None) -> list[Event]:
+        self.seen += self.events.drain()
+        return [e for e in self.seen if kind is None or e.type is kind]
+
+    def states(self, bot_id: str = "b1") -> list[tuple[str, str]]:
+        return [
+            (e.payload.old_state.value, e.payload.new_state.value)
+            for e in self.published(EventType.BOT_STATE_CHANGED)
+            if e.payload.bot_id == bot_id
+        ]
+
+    async def command(self, type: CommandType, payload: Any, id: str = "c1") -> Any:
+        command = Command(
+            id=id, type=type, engine_id="e1", exchange=EXCHANGE, timestamp=EPOCH, payload=payload
+        )
+        return await self.bus.send_command(command)
+
+
+@asynccontextmanager
+async def running(
+    *bots: Bot,
+    venue: Venue | None = None,
+    wallets: bool = False,
+    configure: Callable[[Venue], None] | None = None,
+    **config: Any,
+) -> AsyncIterator[Harness]:
+    venue = venue or Venue()
+    venue.set_book(BTC, bids={D("99"): D("5")}, asks={D("101"): D("5")})
+    if configure is not None:
+        configure(venue)
+    plugins = load_plugins(autoload=False, plugins=[("venue", VenuePlugin(venue, BuyOnce, Idle))])
+    bus = InProcessBus()
+    state_store = config.pop("state_store", None) or MemoryStateStore()
+    wallet_map = (
+        {"w1": Wallet(id="w1", exchange=EXCHANGE, credentials=Credentials({"key": "k"}))}
+        if wallets
+        else {}
+    )
+    engine = Engine(
+        config=EngineConfig(engine_id="e1", bots=bots, wallets=wallet_map, **config),
+        plugins=plugins,
+        bus=bus,
+        state_store=state_store,
+        epoch_ms=EPOCH,
+    )
+    with bus.subscribe() as events:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            await trio.testing.wait_all_tasks_blocked()
+            yield Harness(engine, venue, bus, events)
+            engine.stop()
+
+
+async def settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_paper_bot_lifecycle_and_events(autojump_clock: trio.testing.MockClock) -> None:
+    async with running(bot(params={"price": "101", "size": "2"})) as h:
+        await settle()
+        strategy = h.strategy()
+        assert h.runner().state is BotState.RUNNING
+        assert strategy.calls[:2] == ["start", "order:pending"] or strategy.calls[0] == "start"
+        order = strategy.orders[-1]
+        assert order.status is OrderStatus.FILLED
+        assert order.filled_size == D("2")
+        assert "fill" in strategy.calls
+        assert h.venue.placed == []  # paper never touches the venue
+        position = h.runner().ctx.position(BTC)
+        assert position.size == D("2")
+        assert position.entry_price == D("101")
+        kinds = {e.type for e in h.published()}
+        assert {
+            EventType.ORDER_UPDATED,
+            EventType.FILL_CREATED,
+            EventType.POSITION_UPDATED,
+        } <= kinds
+        assert all(
+            e.engine_id == "e1" and e.exchange == EXCHANGE
+            for e in h.published(EventType.FILL_CREATED)
+        )
+    assert h.states() == [
+        ("idle", "starting"),
+        ("starting", "running"),
+        ("running", "stopping"),
+        ("stopping", "stopped"),
+    ]
+    assert h.strategy().calls[-1] == "stop"
+
+
+async def test_live_bot_orders_go_to_the_venue_and_stop_cancels_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}), wallets=True
+    ) as h:
+        await settle()
+        (cid,) = h.venue.placed
+        order = h.engine.tracker.get(cid)
+        assert order.status is OrderStatus.OPEN
+        assert order.venue_order_id == "v1"
+        assert "order:open" in h.strategy().calls
+        h.runner().request_stop()
+        await h.runner().done.wait()
+        assert h.venue.cancelled == [cid]
+        assert h.engine.tracker.get(cid).status is OrderStatus.CANCELED
+        assert h.runner().state is BotState.STOPPED
+
+
+async def test_stop_keeps_orders_when_asked(autojump_clock: trio.testing.MockClock) -> None:
+    live = bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"})
+    async with running(live, wallets=True) as h:
+        await settle()
+        reply = await h.command(CommandType.STOP, StopBot(bot_id="b1", cancel_orders=False))
+        assert reply.status is ReplyStatus.APPLIED
+        await h.runner().done.wait()
+        assert h.venue.cancelled == []
+        assert h.runner().state is BotState.STOPPED
+
+
+async def test_strategy_exception_moves_only_that_bot_to_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(
+        bot("bad", params={"price": "101", "fail_on_fill": True}),
+        bot("good", params={"price": "90"}),
+    ) as h:
+        await settle()
+        assert h.runner("bad").state is BotState.ERROR
+        assert "on_fill raised ZeroDivisionError: the strategy's own bug" in h.runner("bad").reason
+        assert h.runner("good").state is BotState.RUNNING
+        assert ("running", "error") in h.states("bad")
+
+
+async def test_invalid_transition_is_refused_with_a_clear_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot()) as h:
+        await settle()
+        runner = h.runner()
+        with pytest.raises(
+            InvalidTransitionError,
+            match="bot b1: cannot move from running to stopped; from running it may move to",
+        ):
+            runner.transition(BotState.STOPPED)
+        assert runner.state is BotState.RUNNING
+
+
+async def test_pause_stops_callbacks_and_resume_restarts_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot(params={"price": "90"})) as h:
+        await settle()
+        assert (
+            await h.command(CommandType.PAUSE, PauseBot(bot_id="b1"), id="p1")
+        ).status is ReplyStatus.APPLIED
+        strategy = h.strategy()
+        before = len(strategy.calls)
+        h.venue.set_book(BTC, bids={D("98"): D("5")}, asks={D("102"): D("5")})
+        await settle()
+        assert len(strategy.calls) == before
+        assert h.runner().state is BotState.PAUSED
+        await h.command(CommandType.RESUME, ResumeBot(bot_id="b1"), id="r1")
+        h.venue.set_book(BTC, bids={D("97"): D("5")}, asks={D("103"): D("5")})
+        await settle()
+        assert strategy.calls[before:] == ["feed"]
+        states = h.states()
+        assert ("running", "pausing") in states
+        assert ("pausing", "paused") in states
+        assert ("paused", "running") in states
+
+
+async def test_order_notional_breach_risk_stops_the_bot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limits = RiskLimits(max_order_notional_usdc=D("50"))
+    async with running(bot(params={"price": "95"}, risk_limits=limits)) as h:
+        await settle()
+        runner = h.runner()
+        assert runner.state is BotState.RISK_STOPPED
+        assert (
+            runner.reason == "risk limit max_order_notional_usdc: order notional 95 USDC above 50"
+        )
+        (order,) = h.engine.tracker.orders("b1")
+        assert order.status is OrderStatus.REJECTED
+        (breach,) = h.published(EventType.RISK_BREACHED)
+        assert breach.payload.limit == "max_order_notional_usdc"
+        assert breach.payload.value == D("95")
+        assert breach.payload.threshold == D("50")
+
+
+async def test_kill_switch_risk_stops_every_bot_and_refuses_orders(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot("a", params={"price": "90"}), bot("b", params={"price": "90"})) as h:
+        await settle()
+        reply = await h.command(
+            CommandType.KILL_SWITCH, KillSwitch(engaged=True, reason="operator"), id="k1"
+        )
+        assert reply.status is ReplyStatus.APPLIED
+        await settle()
+        assert {h.runner(b).state for b in ("a", "b")} == {BotState.RISK_STOPPED}
+        assert all(not h.engine.tracker.open_orders(b) for b in ("a", "b"))
+        assert [e.payload.engaged for e in h.published(EventType.KILL_SWITCH_CHANGED)] == [True]
+        with pytest.raises(Exception, match="kill switch is engaged"):
+            h.engine.risk.check(h.engine.tracker.orders("a")[0])
+
+
+async def test_commands_are_idempotent_and_refusals_say_why(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot(params={"price": "90"})) as h:
+        await settle()
+        first = await h.command(
+            CommandType.UPDATE_PARAMS, UpdateParams(bot_id="b1", params={"price": "80"}), id="u1"
+        )
+        again = await h.command(
+            CommandType.UPDATE_PARAMS, UpdateParams(bot_id="b1", params={"price": "70"}), id="u1"
+        )
+        assert first == again
+        assert first.status is ReplyStatus.APPLIED
+        assert h.strategy().params.price == D("80")
+        bad = await h.command(
+            CommandType.UPDATE_PARAMS, UpdateParams(bot_id="b1", params={"price": 5}), id="u2"
+        )
+        assert bad.status is ReplyStatus.REFUSED
+        assert "expected a decimal string, got int 5 @ $.price" in bad.reason
+        missing = await h.command(CommandType.PAUSE, PauseBot(bot_id="nope"), id="u3")
+        assert (missing.status, missing.reason) == (
+            ReplyStatus.REFUSED,
+            "no bot 'nope' on engine e1",
+        )
+
+
+async def test_incomplete_venue_view_refuses_to_run(autojump_clock: trio.testing.MockClock) -> None:
+    def broken(venue: Venue) -> None:
+        venue.open_orders_fail = True
+
+    live = bot(mode=BotMode.LIVE, wallet_id="w1")
+    async with running(live, wallets=True, configure=broken) as h:
+        await settle()
+        runner = h.runner()
+        assert runner.state is BotState.ERROR
+        assert runner.reason.startswith("refusing to run: ")
+        assert "maintenance" in runner.reason
+        assert h.venue.placed == []
+        assert "start" not in h.strategy().calls
+
+
+async def test_ambiguous_submit_is_resolved_by_lookup_without_a_duplicate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def lose(venue: Venue) -> None:
+        venue.lose_reply_of_next_place = True
+
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}), wallets=True, configure=lose
+    ) as h:
+        await settle()
+        (cid,) = h.venue.placed
+        assert len(h.venue.orders) == 1
+        assert h.engine.tracker.get(cid).status is OrderStatus.OPEN
+
+
+async def test_timed_out_submit_is_resolved_by_lookup(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def hang(venue: Venue) -> None:
+        venue.hang_next_place = True
+
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+        wallets=True,
+        configure=hang,
+        order_timeout=2.0,
+    ) as h:
+        await trio.sleep(5)
+        (cid,) = h.venue.placed
+        assert h.engine.tracker.get(cid).status is OrderStatus.OPEN
+        assert len(h.venue.orders) == 1
+
+
+async def test_rate_limited_submit_is_retried_after_the_delay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def limit(venue: Venue) -> None:
+        venue.rate_limit_next = 2
+
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+        wallets=True,
+        configure=limit,
+    ) as h:
+        start = trio.current_time()
+        await trio.sleep(3)
+        (cid,) = h.venue.placed
+        assert h.engine.tracker.get(cid).status is OrderStatus.OPEN
+        assert trio.current_time() - start >= 2
+
+
+async def test_rejected_order_is_final(autojump_clock: trio.testing.MockClock) -> None:
+    def reject(venue: Venue) -> None:
+        venue.reject_next = "insufficient margin"
+
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+        wallets=True,
+        configure=reject,
+    ) as h:
+        await settle()
+        (order,) = h.engine.tracker.orders("b1")
+        assert order.status is OrderStatus.REJECTED
+        assert order.error == "testvenue: insufficient margin (code 51000)"
+        assert h.runner().state is BotState.RUNNING
+
+
+async def test_ticks_and_state_survive_a_restart(autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryStateStore()
+    async with running(bot(tick_interval_ms=1000, params={"price": "90"}), state_store=store) as h:
+        await trio.sleep(10.5)
+        assert h.strategy().calls.count("tick") == 10
+        h.runner().request_stop()
+        await h.runner().done.wait()
+        assert store.load("b1") == {"ticks": 10}
+        runner = await h.engine.start_bot(bot(tick_interval_ms=1000, params={"price": "90"}))
+        await trio.sleep(3.5)
+        assert runner.ctx.state["ticks"] == 13
+        assert runner.state is BotState.RUNNING
+        assert h.states()[-2:] == [("stopped", "starting"), ("starting", "running")]
+
+
+async def test_spawned_work_comes_back_as_a_signal(autojump_clock: trio.testing.MockClock) -> None:
+    async with running(bot(params={"price": "90"})) as h:
+        await settle()
+
+        async def fetch() -> int:
+            await trio.sleep(2)
+            return 42
+
+        h.runner().ctx.spawn(fetch, name="answer")
+        await trio.sleep(3)
+        assert "signal:answer=42" in h.strategy().calls
+
+
+async def test_daily_loss_limit_risk_stops_the_bot(autojump_clock: trio.testing.MockClock) -> None:
+    limits = RiskLimits(max_daily_loss_usdc=D("20"))
+    async with running(
+        bot(params={"price": "101", "size": "2"}, risk_limits=limits), pnl_interval=1.0
+    ) as h:
+        await trio.sleep(1.5)
+        assert h.runner().state is BotState.RUNNING
+        h.venue.set_book(
+            BTC, bids={D("85"): D("5")}, asks={D("87"): D("5")}
+        )  # mid 86: -30 on 2 BTC
+        await trio.sleep(1.5)
+        assert h.runner().state is BotState.RISK_STOPPED
+        assert "max_daily_loss_usdc" in h.runner().reason
+        snapshots = [e.payload for e in h.published(EventType.PNL_SNAPSHOT)]
+        assert snapshots[-1].unrealized_pnl_usdc == D("-30")
+        assert snapshots[-1].equity_usdc == D("9970")
+
+
+async def test_engine_stop_stops_every_bot_within_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot("a", params={"price": "90"}), bot("b", strategy="idle")) as h:
+        await settle()
+    assert {h.runner(b).state for b in ("a", "b")} == {BotState.STOPPED}
+    types = [e.type for e in h.published()]
+    assert types[-1] is EventType.ENGINE_STOPPED
+    assert types.count(EventType.ENGINE_STARTED) == 1
