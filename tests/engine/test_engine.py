@@ -26,6 +26,7 @@ from polyvn.models import (
     Event,
     EventType,
     Feed,
+    FeedHealth,
     FeedType,
     Fill,
     KillSwitch,
@@ -150,6 +151,7 @@ async def running(
     **config: Any,
 ) -> AsyncIterator[Harness]:
     venue = venue or Venue()
+    venue.now_ms = EPOCH
     venue.set_book(BTC, bids={D("99"): D("5")}, asks={D("101"): D("5")})
     if configure is not None:
         configure(venue)
@@ -494,3 +496,37 @@ async def test_engine_stop_stops_every_bot_within_the_deadline(
     types = [e.type for e in h.published()]
     assert types[-1] is EventType.ENGINE_STOPPED
     assert types.count(EventType.ENGINE_STARTED) == 1
+
+
+async def test_reconnect_reconciles_fills_missed_while_away(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    live = bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"})
+    async with running(live, wallets=True) as h:
+        await settle()
+        (cid,) = h.venue.placed
+        h.venue.private_health(FeedHealth.DOWN)
+        h.venue.fill_silently(cid)
+        await settle()
+        assert h.engine.tracker.get(cid).status is OrderStatus.OPEN
+        h.venue.private_health(FeedHealth.OK)
+        await settle()
+        order = h.engine.tracker.get(cid)
+        assert order.status is OrderStatus.FILLED
+        assert h.runner().ctx.position(BTC).size == D("1")
+        assert "fill" in h.strategy().calls
+        assert h.runner().state is BotState.RUNNING
+
+
+async def test_reconnect_with_an_incomplete_view_stops_the_bot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    live = bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"})
+    async with running(live, wallets=True) as h:
+        await settle()
+        h.venue.private_health(FeedHealth.DOWN)
+        h.venue.open_orders_fail = True
+        h.venue.private_health(FeedHealth.OK)
+        await settle()
+        assert h.runner().state is BotState.ERROR
+        assert h.runner().reason.startswith("venue view incomplete after a reconnect: ")

@@ -8,7 +8,7 @@ from polyvn.engine.clock import EngineClock
 from polyvn.engine.contracts import ExecutorContext, FlatVenueModel
 from polyvn.engine.paper import PaperExecutor
 from polyvn.engine.paper import plugin as paper_plugin
-from polyvn.errors import PluginError, PolyvnError
+from polyvn.errors import InvalidParamsError, PluginError, PolyvnError
 from polyvn.models import BotMode, MarginMode
 from polyvn.plugins import Plugins, load_plugins
 from polyvn.registry import ExchangeRegistry
@@ -79,4 +79,7 @@ def test_margin_mode_setting() -> None:
     assert paper_plugin.margin_mode({}) is MarginMode.ISOLATED
     assert paper_plugin.margin_mode({"margin_mode": "cross"}) is MarginMode.CROSS
     assert paper_plugin.margin_mode({"margin_mode": "isolated"}) is MarginMode.ISOLATED
-    assert paper_plugin.margin_mode({"margin_mode": "portfolio"}) is MarginMode.ISOLATED
+    with pytest.raises(
+        InvalidParamsError, match=r"\$\.margin_mode: 'portfolio' is not one of isolated, cross"
+    ):
+        paper_plugin.margin_mode({"margin_mode": "portfolio"})

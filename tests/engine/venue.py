@@ -217,6 +217,28 @@ class Venue:
             self._private(order)
         return order
 
+    def private_health(self, health: FeedHealth) -> None:
+        """Tell every subscriber of the private feeds that they are *health*."""
+        for sink, feeds in self.sinks:
+            for feed in feeds:
+                if feed.type in (FeedType.ORDERS, FeedType.FILLS):
+                    sink.feed_health(feed, health)
+
+    def fill_silently(self, client_order_id: str) -> None:
+        """Fill an open order completely without telling anyone (as while disconnected)."""
+        order = self.find(client_order_id)
+        fill = Fill(
+            id=f"t{next(self._ids)}", venue_order_id=order.venue_order_id, client_order_id=client_order_id,
+            exchange=EXCHANGE, instrument=order.instrument, side=order.side, price=order.price or D(0),
+            size=order.size - order.filled_size, fee=D(0), fee_currency="USDC", liquidity=Liquidity.MAKER,
+            timestamp=self.now_ms + 5,
+        )  # fmt: skip
+        self.fill_log.append(fill)
+        self.orders[order.venue_order_id] = attrs.evolve(
+            order, filled_size=order.size, average_price=fill.price, status=OrderStatus.FILLED,
+            venue_updated_at=self.now_ms + 5,
+        )  # fmt: skip
+
     def open(self) -> list[VenueOrder]:
         if self.open_orders_fail:
             raise VenueUnavailableError("maintenance", exchange=EXCHANGE)

@@ -6,9 +6,11 @@ Modules:
 - :mod:`~polyvn.engine.contracts`: the interfaces the engine's parts meet at.
 - :mod:`~polyvn.engine.book`: the L2 order book.
 - :mod:`~polyvn.engine.feedmanager`: shared, reference-counted feed subscriptions.
-- :mod:`~polyvn.engine.orders`: the order tracker, positions and PnL.
+- :mod:`~polyvn.engine.orders`: the order tracker, ambiguous outcomes and reconciliation.
+- :mod:`~polyvn.engine.positions`: positions and PnL from fills.
 - :mod:`~polyvn.engine.paper`: the paper executor and its accounts.
 - :mod:`~polyvn.engine.risk`: pre-trade and running risk checks.
 - :mod:`~polyvn.engine.bot`: the BotRunner and the strategy context.
+- :mod:`~polyvn.engine.bus`: the Bus interface and its in-process implementation.
 - :mod:`~polyvn.engine.engine`: the Engine that runs them all.
 """

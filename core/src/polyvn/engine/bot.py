@@ -262,6 +262,19 @@ class BotRunner:
             self._subscriptions.append(services.market.subscribe(feed, self))
         self._call(self.strategy.on_start)
 
+    async def reconcile(self) -> None:
+        """Bring the bot's orders in line with the venue again (after a reconnect). When the
+        venue view is incomplete the bot stops with ERROR: it must not trade blind."""
+        services = self.services
+        since = services.tracker.last_fill_at(self.bot.id) or self.bot.created_at
+        with trio.move_on_after(self.order_timeout * 3) as scope:
+            report = await reconcile(services.tracker, self.executor, bot=self.bot, since_ms=since)
+        if scope.cancelled_caught or not report.complete:
+            why = (
+                "reconciliation timed out" if scope.cancelled_caught else "; ".join(report.problems)
+            )
+            self.fail(f"venue view incomplete after a reconnect: {why}")
+
     def _fail_closed(self, why: str) -> None:
         self.transition(BotState.ERROR, f"refusing to run: {why}")
         self._stop.set()

@@ -221,8 +221,8 @@ class Engine:
 
     def _hold_private_feeds(self) -> None:
         """Hold every wallet's private feeds, so order updates and fills reach the tracker."""
-        sink = _PrivateFeeds(self)
         for wallet in self.config.wallets.values():
+            sink = _PrivateFeeds(self, wallet.id)
             for kind in PRIVATE_FEEDS:
                 feed = Feed(exchange=wallet.exchange, type=kind, params="")
                 self._private_holds.append(self.market.subscribe(feed, sink, account=wallet.id))
@@ -336,6 +336,17 @@ class Engine:
             else:
                 mine.append(error)
         return mine
+
+    def reconcile_wallet(self, wallet_id: str) -> None:
+        """Reconcile every running bot that trades with *wallet_id* (after a reconnect)."""
+        if self._nursery is None:
+            return
+        for runner in self.runners.values():
+            if runner.bot.wallet_id == wallet_id and runner.state in (
+                BotState.RUNNING,
+                BotState.PAUSED,
+            ):
+                self._nursery.start_soon(runner.reconcile)
 
     def runner(self, bot_id: str) -> BotRunner:
         runner = self.runners.get(bot_id)
@@ -490,10 +501,13 @@ class _Router:
 
 
 class _PrivateFeeds:
-    """Feeds a wallet's private updates (orders, fills, positions, balances) to the tracker."""
+    """Feeds a wallet's private updates (orders, fills, positions, balances) to the tracker, and
+    reconciles the wallet's bots when its private connection comes back."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, wallet_id: str) -> None:
         self.engine = engine
+        self.wallet_id = wallet_id
+        self._lost = False
 
     def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
         tracker = self.engine.tracker
@@ -509,6 +523,12 @@ class _PrivateFeeds:
     def feed_health(self, feed: Feed, health: FeedHealth) -> None:
         if health is not FeedHealth.OK:
             log.warning("private feed %s:%s is %s", feed.exchange, feed.type.value, health.value)
+            self._lost = True
+        elif self._lost and feed.type is FeedType.ORDERS:
+            # Back after a gap: updates may have been missed; bring every bot of the wallet
+            # back in line with the venue (a bot whose view stays incomplete stops, fail-closed).
+            self._lost = False
+            self.engine.reconcile_wallet(self.wallet_id)
 
 
 __all__ = ["Engine", "EngineConfig", "EngineError", "Wallet"]

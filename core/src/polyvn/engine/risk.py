@@ -137,7 +137,12 @@ class RiskManager:
         self._bots.pop(bot_id, None)
         self._recent.pop(bot_id, None)
         self._equity.pop(bot_id, None)
-        self._engine_equity.pop(bot_id, None)
+        left = self._engine_equity.pop(bot_id, None)
+        engine = self._equity.get("")
+        if engine is not None and left is not None:  # a bot leaving is not a loss
+            engine.day_start -= left
+            engine.peak -= left
+            engine.last -= left
 
     # -- kill switch -----------------------------------------------------------------------
 
@@ -289,6 +294,13 @@ class RiskManager:
             )
             if error is not None:
                 breaches.append((bot_id, error))
+        engine = self._equity.get("")
+        joining = bot_id not in self._engine_equity
+        if engine is not None and joining:
+            # A bot joining (or its first report) is not a gain: move the baselines with it.
+            engine.day_start += equity_usdc
+            engine.peak += equity_usdc
+            engine.last += equity_usdc
         self._engine_equity[bot_id] = equity_usdc
         total = sum(self._engine_equity.values(), Decimal(0))
         error = _running(self._track(self._equity, "", total), self.engine_limits, "the engine")

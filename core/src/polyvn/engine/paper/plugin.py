@@ -18,7 +18,7 @@ from typing import Any
 from polyvn.adapters import OrderExecutor
 from polyvn.engine.contracts import ExecutorContext
 from polyvn.engine.paper.executor import PaperExecutor
-from polyvn.errors import PolyvnError
+from polyvn.errors import InvalidParamsError, PolyvnError
 from polyvn.models import BotMode, MarginMode
 from polyvn.plugins import hookimpl
 
@@ -44,10 +44,15 @@ def polyvn_order_executor(
 
 
 def margin_mode(settings: Mapping[str, Any]) -> MarginMode:
-    """The margin mode named by the exchange settings' ``margin_mode`` key; isolated when it
-    names none."""
+    """The margin mode named by the exchange settings' ``margin_mode`` key; isolated when the
+    key is absent. Any other value is refused with InvalidParamsError."""
     value = settings.get("margin_mode")
-    try:
-        return MarginMode(value) if value is not None else MarginMode.ISOLATED
-    except ValueError:
+    if value is None:
         return MarginMode.ISOLATED
+    try:
+        return MarginMode(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in MarginMode)
+        raise InvalidParamsError(
+            "exchange settings", [f"$.margin_mode: {value!r} is not one of {allowed}"]
+        ) from None
