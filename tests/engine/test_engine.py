@@ -32,6 +32,7 @@ from polyvn.models import (
     KillSwitch,
     Order,
     OrderStatus,
+    OrderType,
     PauseBot,
     ReplyStatus,
     ResumeBot,
@@ -530,3 +531,69 @@ async def test_reconnect_with_an_incomplete_view_stops_the_bot(
         await settle()
         assert h.runner().state is BotState.ERROR
         assert h.runner().reason.startswith("venue view incomplete after a reconnect: ")
+
+
+class UsdtFromTicker:
+    """A price source reading the venue's USDC-USDT ticker, as an exchange plugin would add."""
+
+    def __init__(self) -> None:
+        self.rate: Decimal | None = None
+
+    def feeds(self) -> list[Feed]:
+        return [Feed(exchange=EXCHANGE, type=FeedType.TICKER, params="USDC-USDT")]
+
+    def feed_update(self, feed: Feed, update: Any) -> None:
+        self.rate = 1 / update.last
+
+    def usdc_rate(self, currency: str) -> Decimal | None:
+        return self.rate if currency == "USDT" else None
+
+
+async def test_price_sources_read_their_feeds_and_risk_values_in_usdc(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from polyvn import hookimpl
+    from polyvn.models import Ticker
+    from tests.engine.venue import instrument
+
+    source = UsdtFromTicker()
+
+    class Prices:
+        @hookimpl
+        def polyvn_price_sources(self) -> list[UsdtFromTicker]:
+            return [source]
+
+    venue = Venue(
+        instrument(), instrument("ETH-USDT", base="ETH", quote="USDT", settlement_currency="USDT")
+    )
+    venue.bids["ETH-USDT"], venue.asks["ETH-USDT"] = {D("1999"): D("5")}, {D("2001"): D("5")}
+    plugins = load_plugins(
+        autoload=False, plugins=[("venue", VenuePlugin(venue, BuyOnce)), ("prices", Prices())]
+    )
+    limits = RiskLimits(max_order_notional_usdc=D("1000"))
+    eth = bot(params={"price": "1000", "size": "1"}, risk_limits=limits)
+    engine = Engine(
+        config=EngineConfig(engine_id="e1", exchanges=(EXCHANGE,)),
+        plugins=plugins,
+        bus=InProcessBus(),
+        epoch_ms=EPOCH,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        feed = Feed(exchange=EXCHANGE, type=FeedType.TICKER, params="USDC-USDT")
+        venue._push(
+            feed, Ticker(exchange=EXCHANGE, instrument="USDC-USDT", last=D("0.5"), timestamp=EPOCH)
+        )
+        assert source.rate == D("2")  # 1 USDT = 2 USDC in this made-up market
+        order = engine.tracker.create(
+            eth,
+            instrument="ETH-USDT",
+            side=Side.BUY,
+            type=OrderType.LIMIT,
+            size=D("1"),
+            price=D("1000"),
+        )
+        engine.risk.register(eth)
+        with pytest.raises(Exception, match="order notional 2000 USDC above 1000"):
+            engine.risk.check(order)
+        engine.stop()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import trio
@@ -48,6 +48,9 @@ from polyvn.models import (
     Trade,
     VenueOrder,
 )
+
+if TYPE_CHECKING:
+    from polyvn.engine.contracts import MarketUpdate
 
 FeedUpdate: TypeAlias = (
     BookUpdate
@@ -260,8 +263,8 @@ class PriceSource(Protocol):
         """The feeds this source reads (may be empty)."""
         ...
 
-    def feed_update(self, feed: Feed, update: FeedUpdate) -> None:
-        """An update of one of its feeds."""
+    def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
+        """An update of one of its feeds (for a book feed, the live OrderBook)."""
         ...
 
     def usdc_rate(self, currency: str) -> Decimal | None:

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
 
-from polyvn.adapters import FeedUpdate, PriceSource
+from polyvn.adapters import PriceSource
+from polyvn.engine.contracts import MarketUpdate
 from polyvn.models import Feed
 from polyvn.plugins import hookimpl
 
@@ -19,7 +20,7 @@ class UsdcPriceSource:
     def feeds(self) -> Sequence[Feed]:
         return ()
 
-    def feed_update(self, feed: Feed, update: FeedUpdate) -> None:
+    def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
         """Reads no feed."""
 
     def usdc_rate(self, currency: str) -> Decimal | None:

@@ -20,7 +20,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from polyvn.adapters import Credentials
+from polyvn.adapters import Credentials, PriceSource
 from polyvn.engine.bot import BotRunner, EngineServices, MemoryStateStore, StateStore
 from polyvn.engine.bus import Bus, EventFactory
 from polyvn.engine.clock import EngineClock
@@ -165,6 +165,7 @@ class Engine:
                 self._nursery = nursery
                 await nursery.start(self.market.run)
                 self._hold_private_feeds()
+                self._hold_price_feeds()
                 nursery.start_soon(self._command_listener)
                 nursery.start_soon(self._heartbeats)
                 for service in self.plugins.engine_services(
@@ -226,6 +227,16 @@ class Engine:
             for kind in PRIVATE_FEEDS:
                 feed = Feed(exchange=wallet.exchange, type=kind, params="")
                 self._private_holds.append(self.market.subscribe(feed, sink, account=wallet.id))
+
+    def _hold_price_feeds(self) -> None:
+        """Subscribe the feeds each price source reads and pass it their updates. A source
+        whose feeds no installed plugin carries is logged and left without them."""
+        for source in self.prices.sources:
+            for feed in source.feeds():
+                try:
+                    self._private_holds.append(self.market.subscribe(feed, _PriceFeed(source)))
+                except PolyvnError as exc:
+                    log.warning("price source %r cannot read %s: %s", source, feed, exc)
 
     # -- bots ------------------------------------------------------------------------------
 
@@ -498,6 +509,19 @@ class _Router:
             update.venue_order_id,
             update.client_order_id,
         )
+
+
+class _PriceFeed:
+    """Passes a price source the updates of the feeds it reads."""
+
+    def __init__(self, source: PriceSource) -> None:
+        self.source = source
+
+    def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
+        self.source.feed_update(feed, update)
+
+    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
+        pass
 
 
 class _PrivateFeeds:
