@@ -26,6 +26,7 @@ from polyvn.engine.feedmanager import (
     UnknownFeedProviderError,
 )
 from polyvn.errors import PolyvnError
+from polyvn.feeds import feed_key
 from polyvn.models import (
     Balance,
     Feed,
@@ -715,6 +716,53 @@ async def test_closing_a_queued_subscription_stops_its_drain(
     await trio.testing.wait_all_tasks_blocked()
     assert slow.updates() == [trade(1)]
     assert manager.statistics().queued_subscriptions == 0
+
+
+async def test_dispatch_times_are_kept_as_a_histogram_per_update(
+    nursery: trio.Nursery, clock: Any, timer: FakeTimer
+) -> None:
+    """One observation per update with a hold: the whole fan-out on the provider's task, not
+    each call. An update nobody holds is not timed; a queued update is timed as its post to
+    the mailbox (the drain's later call is not in it)."""
+    manager, provider = await start(nursery, timer=timer)
+    empty = manager.dispatch_statistics()
+    assert (empty.count, empty.total_seconds, len(empty.counts)) == (0, 0.0, len(empty.bounds) + 1)
+    first, second = (Recorder(name, timer=timer, cost=0.0002) for name in ("a", "b"))
+    manager.subscribe(TRADES, first)
+    manager.subscribe(TRADES, second)
+    provider.push(TRADES, trade(1))  # 2 x 0.2 ms: the 0.5 ms bucket
+    second.cost = 0.0
+    provider.push(TRADES, trade(2))  # 0.2 ms: the 0.25 ms bucket
+    first.cost = 0.0
+    provider.push(TRADES, trade(3))  # nothing: the 1 µs bucket
+    timed = manager.dispatch_statistics()
+    assert timed.count == 3
+    assert timed.total_seconds == pytest.approx(0.0006)
+    counted = {bound: n for bound, n in zip(timed.bounds, timed.counts, strict=False) if n}
+    assert counted == {0.000001: 1, 0.00025: 1, 0.0005: 1}
+    slow = Recorder("slow", timer=timer, cost=0.2)
+    manager.subscribe(TICKER, slow)
+    provider.push(TICKER, ticker(1))  # slower than every bound: the last bucket
+    provider.push(TICKER, ticker(2))  # a mailbox post: the 1 µs bucket
+    await trio.testing.wait_all_tasks_blocked()  # the drain's 0.2 s call is not timed
+    assert len(slow.updates()) == 2
+    last = manager.dispatch_statistics()
+    assert (last.counts[0], last.counts[-1], last.count) == (2, 1, 5)
+    assert last.total_seconds == pytest.approx(0.2006)
+
+
+async def test_feed_status_shows_when_each_feed_last_updated(
+    nursery: trio.Nursery, clock: Any
+) -> None:
+    manager, provider = await start(nursery)
+    manager.subscribe(TRADES, Recorder())
+    manager.subscribe(TICKER, Recorder())
+    start_time = trio.current_time()
+    await advance(5)
+    provider.push(TRADES, trade(1))
+    ages = {feed_key(s.feed): trio.current_time() - s.last_update for s in manager.feeds()}
+    assert ages == {TRADES_KEY: 0.0, TICKER_KEY: pytest.approx(5.0)}
+    assert min(s.last_update for s in manager.feeds()) == start_time
 
 
 # -- failures ------------------------------------------------------------------------------

@@ -1058,3 +1058,14 @@ def test_statistics_start_at_zero() -> None:
     assert attrs.asdict(stats) == dict.fromkeys(attrs.asdict(stats), 0)
     with pytest.raises(ValueError, match="must be at least 1"):
         setup(max_closed_orders=0)
+
+
+def test_statistics_count_created_orders_and_applied_fills() -> None:
+    tracker, _, _ = setup()
+    order = acked(tracker, place(tracker))
+    place(tracker)
+    with pytest.raises(ValueError, match="size must be positive"):
+        place(tracker, size=D(0))
+    tracker.apply_fill(make_fill(order, size=D(4), price=D(100)))
+    stats = tracker.statistics()
+    assert (stats.orders_created, stats.open_orders, stats.fills_applied) == (2, 2, 1)

@@ -140,6 +140,441 @@ def schemas_check(root: Path | None) -> None:
     click.echo("generated code is current")
 
 
+# -- polyvn engine -------------------------------------------------------------------------
+
+
+@cli.command("engine")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The engine's TOML file (see docs/engine.md).",
+)
+@click.option("--check", is_flag=True, help="Only validate the file against the installed plugins.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default=None,
+    help="Log lines as JSON objects or text (default: the file's log_format, else json).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (0: any free one); overrides the file.",
+)
+def engine_command(
+    config_path: Path, check: bool, log_format: str | None, metrics_port: int | None
+) -> None:
+    """Run a headless engine with the bots of a TOML file, until SIGINT or SIGTERM.
+
+    With --check, validate the file (exchanges and strategies installed, settings, params,
+    credentials) and print one line per problem; the exit status is 1 if there are any.
+    """
+    from polyvn.engine.headless import run_engine_command
+
+    # Failures are reported by the engine's own log; keep the loader's warnings out of the way.
+    loader_log = logging.getLogger("polyvn.plugins")
+    level = loader_log.level
+    loader_log.setLevel(logging.ERROR)
+    try:
+        plugins = load_plugins()
+    finally:
+        loader_log.setLevel(level)
+    status = run_engine_command(
+        config_path,
+        plugins=plugins,
+        check=check,
+        log_format=log_format,
+        metrics_port=metrics_port,
+    )
+    if status and check:
+        raise CommandError(f"{config_path}: the check found problems (listed above)")
+    if status:
+        raise CommandError("the engine did not run or stop cleanly (see the lines above)")
+
+
+# -- polyvn record / polyvn replay ---------------------------------------------------------
+
+
+def _decimal_option(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    """An option's value as a Decimal >= 0; a usage error otherwise."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a decimal number") from None
+    if not result.is_finite() or result < 0:
+        raise click.BadParameter(f"{value!r} must be a finite number >= 0")
+    return result
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    """The JSON object given to *option* ({} when absent); a usage error otherwise."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(
+            f"expected a JSON object, got {type(value).__name__}", param_hint=option
+        )
+    return value
+
+
+def _quiet_plugins() -> Plugins:
+    """The installed plugins, without the loader's warnings (failures are in the listing of
+    ``polyvn plugins``; a command reports what it needs itself)."""
+    loader_log = logging.getLogger("polyvn.plugins")
+    level = loader_log.level
+    loader_log.setLevel(logging.ERROR)
+    try:
+        return load_plugins()
+    finally:
+        loader_log.setLevel(level)
+
+
+def _record_clock() -> Any:
+    """The clock ``polyvn record`` runs on: the system's (tests substitute a MockClock)."""
+    return None
+
+
+@cli.command("record")
+@click.argument("exchange")
+@click.option(
+    "--feed",
+    "feed_specs",
+    multiple=True,
+    required=True,
+    metavar="TYPE:PARAMS",
+    help="A feed to record, for example book:BTC-USDT or trades:BTC-USDT (repeat it).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Seconds to record.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The recording file to write (gzip'd JSON lines; see docs/replay.md).",
+)
+@click.option("--settings", "settings_json", help="Exchange settings, as a JSON object.")
+def record_command(
+    exchange: str,
+    feed_specs: tuple[str, ...],
+    duration: float,
+    out: Path,
+    settings_json: str | None,
+) -> None:
+    """Record EXCHANGE's public feeds for a while, through its installed plugin, to a file
+    that `polyvn replay --recording` replays."""
+    import functools
+
+    import trio
+
+    from polyvn.engine.recording import record_feeds
+    from polyvn.feeds import parse_feed_key
+
+    feeds = []
+    for spec in feed_specs:
+        try:
+            feeds.append(parse_feed_key(f"{exchange}:{spec}"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--feed") from None
+    settings = _json_object(settings_json, "--settings")
+    run = functools.partial(
+        record_feeds,
+        plugins=_quiet_plugins(),
+        exchange=exchange,
+        feeds=feeds,
+        duration=duration,
+        path=out,
+        settings=settings,
+    )
+    try:
+        summary = trio.run(run, clock=_record_clock())
+    except KeyboardInterrupt:
+        raise CommandError(f"interrupted; what was recorded until then is in {out}") from None
+    counts = ", ".join(f"{key} {count}" for key, count in summary.by_feed.items()) or "none"
+    click.echo(f"recorded {summary.updates} updates to {out} ({counts})")
+
+
+@cli.command("replay")
+@click.argument("strategy")
+@click.option("--params", "params_json", help="The strategy's params, as a JSON object.")
+@click.option(
+    "--params-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the params as a JSON object.",
+)
+@click.option(
+    "--recording",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Replay this recording (made by `polyvn record`).",
+)
+@click.option(
+    "--synthetic",
+    "seed",
+    type=int,
+    metavar="SEED",
+    help="Replay a synthetic market made from SEED (exchange 'synthetic', BTC-PERP).",
+)
+@click.option(
+    "--trades",
+    type=click.IntRange(min=1),
+    help="With --synthetic: how many trades, one every 50 ms.  [default: 200000]",
+)
+@click.option("--exchange", help="The exchange to replay, when the recording holds several.")
+@click.option("--settings", "settings_json", help="Exchange settings, as a JSON object.")
+@click.option(
+    "--balance",
+    "balance_specs",
+    multiple=True,
+    metavar="CURRENCY=AMOUNT",
+    help="Starting paper balance (repeat it).  [default: 10000 of each settlement currency]",
+)
+@click.option(
+    "--pnl-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds of data time between two points of the equity curve.",
+)
+@click.option(
+    "--maker-fee",
+    callback=_decimal_option,
+    default="0.0002",
+    show_default=True,
+    help="Maker fee ratio, for an exchange no installed plugin models.",
+)
+@click.option(
+    "--taker-fee",
+    callback=_decimal_option,
+    default="0.0005",
+    show_default=True,
+    help="Taker fee ratio, for an exchange no installed plugin models.",
+)
+@click.option(
+    "--allow-truncated", is_flag=True, help="Replay a cut-off recording up to where it ends."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report (text, or JSON with --json) to this file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the equity chart to this SVG file.",
+)
+def replay_command(
+    strategy: str,
+    params_json: str | None,
+    params_file: Path | None,
+    recording: Path | None,
+    seed: int | None,
+    trades: int | None,
+    exchange: str | None,
+    settings_json: str | None,
+    balance_specs: tuple[str, ...],
+    pnl_interval: float,
+    maker_fee: Any,
+    taker_fee: Any,
+    allow_truncated: bool,
+    report_path: Path | None,
+    as_json: bool,
+    chart_path: Path | None,
+) -> None:
+    """Replay STRATEGY on a recording or on synthetic data, paper trading under a virtual
+    clock, and print a report: PnL, fees, fills, max drawdown, time in market.
+
+    The same data, strategy and options always give the same report, byte for byte.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from polyvn.engine.replay import equity_svg, run_replay
+    from polyvn.engine.synthetic import SyntheticMarket, SyntheticSpec
+
+    if (recording is None) == (seed is None):
+        raise click.UsageError("give one of --recording FILE or --synthetic SEED")
+    if trades is not None and seed is None:
+        raise click.UsageError("--trades goes with --synthetic")
+    if params_json is not None and params_file is not None:
+        raise click.UsageError("give --params or --params-file, not both")
+    if params_file is not None:
+        try:
+            params_json = params_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {params_file}: {exc}") from None
+    params = _json_object(params_json, "--params-file" if params_file else "--params")
+    balances: dict[str, Decimal] | None = None
+    for spec in balance_specs:
+        currency, sep, amount = spec.partition("=")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not sep or not currency or not value.is_finite() or value < 0:
+            raise click.BadParameter(
+                f"{spec!r} is not CURRENCY=AMOUNT (for example USDC=10000)",
+                param_hint="--balance",
+            )
+        balances = {**(balances or {}), currency: value}
+    source: Any = recording
+    if seed is not None:
+        try:
+            source = SyntheticMarket(SyntheticSpec(seed=seed, trades=trades or 200_000))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--synthetic") from None
+    report = run_replay(
+        strategy,
+        params,
+        source,
+        exchange=exchange,
+        paper_balances=balances,
+        settings=_json_object(settings_json, "--settings"),
+        pnl_interval=pnl_interval,
+        maker_fee=maker_fee,
+        taker_fee=taker_fee,
+        allow_truncated=allow_truncated,
+        plugins=(),
+        autoload=None,
+    )
+    text = report.to_json_text() if as_json else report.to_text()
+    click.echo(text, nl=False)
+    for path, content in (
+        (report_path, text),
+        (chart_path, equity_svg(report) if chart_path else ""),
+    ):
+        if path is None:
+            continue
+        try:
+            path.write_text(content, encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if report.bot_state == "error":
+        raise CommandError(f"the strategy failed: {report.bot_state_reason}")
+
+
+# -- polyvn sim ----------------------------------------------------------------------------
+
+
+@cli.command("sim")
+@click.argument("exchange")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on. The admin API (/__sim/) has no authentication: keep it local.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="The port to listen on (0: any free one).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the simulated market."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what it serves as one JSON line.")
+def sim_command(exchange: str, host: str, port: int, seed: int, as_json: bool) -> None:
+    """Serve EXCHANGE's venue simulator, from its installed plugin, until Ctrl-C.
+
+    Prints the base URLs, the exchange settings that point the plugin at the simulator, and
+    the test credentials the simulator accepts; with --json, as one JSON line (exchange,
+    base_urls, settings, credentials). The credentials are the simulator's public test
+    values, not secrets: printing them is the point. Faults are switched at run time through
+    the admin API under /__sim/ on the same port (see polyvn.sim.server).
+    """
+    import functools
+    import signal
+
+    import trio
+
+    from polyvn.adapters import SimulatorInfo, VenueSimulator
+
+    plugins = _quiet_plugins()
+    simulator = plugins.venue_simulator(exchange=exchange, seed=seed)
+    if simulator is None:
+        simulated = sorted(
+            name
+            for name in plugins.exchange_claims()
+            if plugins.venue_simulator(exchange=name, seed=seed) is not None
+        )
+        raise CommandError(
+            f"no installed plugin simulates exchange {exchange!r}; "
+            f"simulators: {', '.join(simulated) or 'none installed'}"
+        )
+
+    async def serve(simulator: VenueSimulator) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                info: SimulatorInfo = await nursery.start(
+                    functools.partial(simulator.serve, host=host, port=port)
+                )
+                report = {
+                    "exchange": info.exchange,
+                    "base_urls": dict(info.base_urls),
+                    "settings": dict(info.settings),
+                    "credentials": dict(info.credentials),
+                }
+                if as_json:
+                    click.echo(json.dumps(report, default=str))
+                else:
+                    click.echo("\n".join(_simulator_lines(report)))
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(serve, simulator)
+    except BaseException as exc:
+        leaves = _leaf_exceptions(exc)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            return  # Ctrl-C before the signal handler was in place: a clean stop all the same
+        if not all(isinstance(leaf, Exception) for leaf in leaves):
+            raise
+        first = leaves[0]
+        if isinstance(first, OSError):
+            raise CommandError(
+                f"cannot serve the {exchange} simulator on {host}:{port}: {first.strerror or first}"
+            ) from None
+        raise CommandError(
+            f"the {exchange} simulator failed: {type(first).__name__}: {first}"
+        ) from None
+
+
+def _simulator_lines(report: dict[str, Any]) -> list[str]:
+    """``polyvn sim``'s human-readable report."""
+    lines = [f"{report['exchange']} simulator running; Ctrl-C stops it", "base URLs:"]
+    lines += [f"  {name}: {url}" for name, url in report["base_urls"].items()]
+    lines.append("settings:")
+    lines += [
+        f"  {name}: {json.dumps(value, default=str)}" for name, value in report["settings"].items()
+    ]
+    lines.append("test credentials (the simulator's public test values, not secrets):")
+    lines += [f"  {name}: {value}" for name, value in report["credentials"].items()]
+    return lines
+
+
+def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups; *exc* itself when it is none."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaf_exceptions(inner)]
+    return [exc]
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 

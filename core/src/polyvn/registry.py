@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from jsonschema import Draft202012Validator
 
-from polyvn.adapters import Credentials, ExchangeAdapter, FeedProvider, OrderExecutor
+from polyvn.adapters import (
+    Credentials,
+    ExchangeAdapter,
+    FeedProvider,
+    OrderExecutor,
+    PositionAdapter,
+    WalletAdapter,
+)
 from polyvn.engine.contracts import ExecutorContext
 from polyvn.errors import (
     DuplicateExchangeError,
@@ -27,6 +34,8 @@ from polyvn.errors import (
 from polyvn.models import BotMode, ExchangeDescription
 from polyvn.plugins import Plugins
 from polyvn.validation import json_path
+
+T = TypeVar("T")
 
 
 class ExchangeRegistry:
@@ -75,12 +84,8 @@ class ExchangeRegistry:
                 name, settings=settings, credentials=credentials, mode=mode, context=context
             ),
             feeds=self.feed_provider(name, settings=settings, credentials=credentials),
-            wallet=self._build(
-                name, "wallet adapter", self.plugins.wallet_adapter, settings, credentials
-            ),
-            positions=self._build(
-                name, "position adapter", self.plugins.position_adapter, settings, credentials
-            ),
+            wallet=self.wallet_adapter(name, settings=settings, credentials=credentials),
+            positions=self.position_adapter(name, settings=settings, credentials=credentials),
         )
 
     def executor(
@@ -94,7 +99,7 @@ class ExchangeRegistry:
     ) -> OrderExecutor:
         """Build the order executor of exchange *name* alone (an engine builds one per bot)."""
         build = functools.partial(self.plugins.order_executor, mode=mode, context=context)
-        return self._build(name, "order executor", build, settings, credentials)  # type: ignore[no-any-return]
+        return self._build(name, "order executor", build, settings, credentials)
 
     def feed_provider(
         self,
@@ -104,16 +109,40 @@ class ExchangeRegistry:
         credentials: Credentials | None = None,
     ) -> FeedProvider:
         """Build the feed provider of exchange *name* alone (an engine shares one per account)."""
-        return self._build(name, "feed provider", self.plugins.feed_provider, settings, credentials)  # type: ignore[no-any-return]
+        return self._build(name, "feed provider", self.plugins.feed_provider, settings, credentials)
+
+    def wallet_adapter(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        credentials: Credentials | None = None,
+    ) -> WalletAdapter:
+        """Build the wallet adapter of exchange *name* alone (the CMS checks credentials)."""
+        return self._build(
+            name, "wallet adapter", self.plugins.wallet_adapter, settings, credentials
+        )
+
+    def position_adapter(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        credentials: Credentials | None = None,
+    ) -> PositionAdapter:
+        """Build the position adapter of exchange *name* alone."""
+        return self._build(
+            name, "position adapter", self.plugins.position_adapter, settings, credentials
+        )
 
     def _build(
         self,
         name: str,
         role: str,
-        build: Callable[..., Any],
+        build: Callable[..., T | None],
         settings: Mapping[str, Any] | None,
         credentials: Credentials | None,
-    ) -> Any:
+    ) -> T:
         description, distribution = self.describe(name)
         settings = dict(settings or {})
         _validate(description.settings_schema, settings, f"settings of exchange {name}")

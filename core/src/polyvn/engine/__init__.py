@@ -13,4 +13,11 @@ Modules:
 - :mod:`~polyvn.engine.bot`: the BotRunner and the strategy context.
 - :mod:`~polyvn.engine.bus`: the Bus interface and its in-process implementation.
 - :mod:`~polyvn.engine.engine`: the Engine that runs them all.
+- :mod:`~polyvn.engine.config`: the TOML file of a headless engine.
+- :mod:`~polyvn.engine.logs`: structured JSON logs.
+- :mod:`~polyvn.engine.metrics`: Prometheus metrics and the ``/metrics`` server.
+- :mod:`~polyvn.engine.headless`: ``polyvn engine``: config, logs, metrics, signals.
+- :mod:`~polyvn.engine.recording`: the recording format, its writer, reader and replay provider.
+- :mod:`~polyvn.engine.synthetic`: a seeded synthetic market for replay without a recording.
+- :mod:`~polyvn.engine.replay`: strategies on recorded or synthetic data, with a report.
 """

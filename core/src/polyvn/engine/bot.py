@@ -231,9 +231,10 @@ class BotRunner:
         self._saved_state = json.dumps(self.ctx.state, sort_keys=True)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            task_status.started()
             try:
                 await self._start()
+                # Started means reconciled, subscribed and past on_start (or refused: ERROR).
+                task_status.started()
                 if self.state is BotState.STARTING:
                     self.transition(BotState.RUNNING)
                     if self.bot.tick_interval_ms:

@@ -65,6 +65,7 @@ from polyvn.registry import ExchangeRegistry
 
 log = logging.getLogger(__name__)
 
+VERSION: Final = version("polyvn")
 PRIVATE_FEEDS: Final = (FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES)
 DEFAULT_PAPER_CAPITAL: Final = Decimal(10_000)
 
@@ -98,6 +99,9 @@ class EngineConfig:
     order_timeout: float = 10.0
     pnl_interval: float = 5.0
     feed_grace_period: float = 30.0
+    slow_callback: float = 0.001
+    """Seconds a subscriber call may take before its feed updates go through a mailbox
+    (conflated). Replay sets it to infinity: delivery order then never depends on CPU speed."""
 
 
 class EngineError(PolyvnError):
@@ -144,7 +148,11 @@ class Engine:
         self.clock = EngineClock(epoch_ms=self._epoch_ms)
         self.started_at = self.clock.now_ms()
         self.events = EventFactory(engine_id=self.engine_id, clock=self.clock)
-        self.market = FeedManager(clock=self.clock, grace_period=self.config.feed_grace_period)
+        self.market = FeedManager(
+            clock=self.clock,
+            grace_period=self.config.feed_grace_period,
+            slow_callback=self.config.slow_callback,
+        )
         self.tracker = OrderTracker(
             engine_id=self.engine_id,
             clock=self.clock,
@@ -450,7 +458,7 @@ class Engine:
             engine_id=self.engine_id,
             exchanges=tuple(self.exchanges),
             bots=tuple(self.runners),
-            version=version("polyvn"),
+            version=VERSION,
             load=EngineLoad(
                 bots=len(self.runners), feeds=stats.upstream_subscriptions, cpu_percent=0.0
             ),

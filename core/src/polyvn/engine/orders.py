@@ -219,6 +219,8 @@ class TrackerStatistics:
     orders_tracked: int
     """Orders held now (open, and closed ones not yet forgotten)."""
     open_orders: int
+    orders_created: int
+    """Orders bots asked for (:meth:`OrderTracker.create`), whatever became of them."""
     fills_applied: int
     duplicate_updates: int
     """Venue updates absorbed because they changed nothing."""
@@ -437,6 +439,7 @@ class OrderTracker:
         self._balances: dict[tuple[str, str | None, str | None, str], Balance] = {}
         self._counts: dict[str, int] = dict.fromkeys(
             (
+                "orders_created",
                 "fills_applied",
                 "duplicate_updates",
                 "stale_updates",
@@ -613,6 +616,7 @@ class OrderTracker:
             updated_at=now,
         )
         self._track(_Entry(order, _VenueFill()))
+        self._counts["orders_created"] += 1
         self._listener.order_changed(order)
         return order
 

@@ -75,7 +75,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -87,6 +86,7 @@ import trio
 from polyvn.adapters import OrderExecutor
 from polyvn.engine.book import OrderBook
 from polyvn.engine.contracts import ExecutorContext, MarketUpdate, Subscription
+from polyvn.engine.orders import bot_tag
 from polyvn.engine.paper.account import (
     DEFAULT_PAPER_BALANCE,
     Level,
@@ -228,7 +228,10 @@ class PaperExecutor:
             margin_mode=margin_mode,
         )
         self._bot_id = bot.id if bot is not None else None
-        self._prefix = id_prefix if id_prefix is not None else f"paper-{uuid.uuid4().hex[:12]}"
+        # Deterministic (replays give the same ids) and unique across restarts of one bot.
+        self._prefix = (
+            id_prefix if id_prefix is not None else f"paper-{self._default_prefix(context)}"
+        )
         self._order_ids = itertools.count(1)
         self._fill_ids = itertools.count(1)
         self._priority = itertools.count(1)
@@ -251,6 +254,11 @@ class PaperExecutor:
         self._counts = {"rejected": 0, "liquidations": 0, "funding": 0}
 
     # -- OrderExecutor ---------------------------------------------------------------------
+
+    @staticmethod
+    def _default_prefix(context: ExecutorContext) -> str:
+        tag = bot_tag(context.bot.id) if context.bot is not None else "engine"
+        return f"{tag}-{context.clock.now_ms():x}"
 
     async def place(self, order: Order) -> VenueOrder:
         """Fill what crosses now, rest or cancel the rest; see the module docstring."""
