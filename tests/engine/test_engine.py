@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from polyvn import Credentials, NoParams, Strategy, load_plugins, setting
+from polyvn import Credentials, NoParams, Strategy, hookimpl, load_plugins, setting
 from polyvn.engine.bot import MemoryStateStore
 from polyvn.engine.bus import InProcessBus
 from polyvn.engine.engine import Engine, EngineConfig, Wallet
@@ -597,3 +597,102 @@ async def test_price_sources_read_their_feeds_and_risk_values_in_usdc(
         with pytest.raises(Exception, match="order notional 2000 USDC above 1000"):
             engine.risk.check(order)
         engine.stop()
+
+
+class BadFeeds(Strategy[NoParams]):
+    name = "bad_feeds"
+
+    def feeds(self, exchange: str) -> list[Feed]:
+        raise KeyError("instrument")
+
+
+class BrokenExecutorPlugin:
+    """Wraps the venue's executor with one whose open_orders has a bug (not a polyvn error)."""
+
+    @hookimpl(wrapper=True)
+    def polyvn_order_executor(self, mode: BotMode) -> Any:
+        inner = yield
+        if mode is not BotMode.LIVE:
+            return inner
+
+        class Broken:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+            async def open_orders(self, instrument: str | None = None) -> Any:
+                raise ZeroDivisionError("a bug in the plugin")
+
+        return Broken()
+
+
+async def test_a_strategy_failing_in_feeds_errors_only_its_bot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue = Venue()
+    plugins = load_plugins(
+        autoload=False, plugins=[("venue", VenuePlugin(venue, BuyOnce, BadFeeds))]
+    )
+    engine = Engine(
+        config=EngineConfig(
+            engine_id="e1",
+            bots=(bot("bad", strategy="bad_feeds"), bot("good", params={"price": "90"})),
+        ),
+        plugins=plugins,
+        bus=InProcessBus(),
+        epoch_ms=EPOCH,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.runners["bad"].state is BotState.ERROR
+        assert engine.runners["bad"].reason == "feeds raised KeyError: 'instrument'"
+        assert engine.runners["good"].state is BotState.RUNNING
+        engine.stop()
+
+
+async def test_an_internal_error_errors_only_its_bot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue = Venue()
+    venue.now_ms = EPOCH
+    plugins = load_plugins(
+        autoload=False,
+        plugins=[("venue", VenuePlugin(venue, BuyOnce)), ("broken", BrokenExecutorPlugin())],
+    )
+    wallets = {"w1": Wallet(id="w1", exchange=EXCHANGE, credentials=Credentials({"key": "k"}))}
+    live = bot("live", mode=BotMode.LIVE, wallet_id="w1", params={"price": "90"})
+    engine = Engine(
+        config=EngineConfig(
+            engine_id="e1", bots=(live, bot("paper", params={"price": "90"})), wallets=wallets
+        ),
+        plugins=plugins,
+        bus=InProcessBus(),
+        epoch_ms=EPOCH,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert engine.runners["live"].state is BotState.ERROR
+        assert "ZeroDivisionError: a bug in the plugin" in (engine.runners["live"].reason or "")
+        assert engine.runners["paper"].state is BotState.RUNNING
+        engine.stop()
+
+
+async def test_a_crash_inside_the_runner_errors_only_that_bot(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polyvn.engine.orders import OrderTracker
+
+    real = OrderTracker.register_bot
+
+    def explode(self: OrderTracker, b: Bot) -> None:
+        if b.id == "doomed":
+            raise RuntimeError("boom")
+        real(self, b)
+
+    monkeypatch.setattr(OrderTracker, "register_bot", explode)
+    async with running() as h:
+        doomed = await h.engine.start_bot(bot("doomed", params={"price": "90"}))
+        assert doomed.state is BotState.ERROR
+        assert doomed.reason == "internal error: RuntimeError: boom"
+        fine = await h.engine.start_bot(bot("fine", params={"price": "90"}))
+        assert fine.state is BotState.RUNNING, fine.reason

@@ -44,6 +44,7 @@ from polyvn.errors import (
     ExchangeError,
     InvalidTransitionError,
     OrderRejectedError,
+    PolyvnError,
     RateLimitedError,
     RiskBreachError,
     UnknownOrderError,
@@ -259,8 +260,20 @@ class BotRunner:
         if not report.complete:
             self._fail_closed("; ".join(report.problems) or "the venue view is incomplete")
             return
-        for feed in self.strategy.feeds(self.bot.exchange):
-            self._subscriptions.append(services.market.subscribe(feed, self))
+        try:
+            feeds = list(self.strategy.feeds(self.bot.exchange))
+        except Exception as exc:
+            self.log.exception("strategy failed in feeds")
+            self.fail(f"feeds raised {type(exc).__name__}: {exc}")
+            return
+        for feed in feeds:
+            try:
+                self._subscriptions.append(services.market.subscribe(feed, self))
+            except PolyvnError as exc:
+                self.fail(
+                    f"cannot subscribe {feed.exchange}:{feed.type.value}:{feed.params}: {exc}"
+                )
+                return
         self._call(self.strategy.on_start)
 
     async def reconcile(self) -> None:
@@ -318,6 +331,16 @@ class BotRunner:
         self.services.bus.publish(self.services.events.make(payload, exchange=self.bot.exchange))
         self.transition(BotState.RISK_STOPPED, str(error))
         self._stop.set()
+
+    def crashed(self, summary: str) -> None:
+        """Record that the bot's task ended with an internal error: ERROR, whatever the state
+        (its orders were cancelled by shutdown, if it got that far)."""
+        if self.state not in (BotState.ERROR, BotState.STOPPED):
+            try:
+                self.transition(BotState.ERROR, summary)
+            except InvalidTransitionError:
+                self.state, self.reason = BotState.ERROR, summary
+        self.done.set()
 
     def fail(self, summary: str) -> None:
         """Move to ERROR (from any running state) and shut down."""

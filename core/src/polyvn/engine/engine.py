@@ -135,6 +135,7 @@ class Engine:
         self._nursery: trio.Nursery | None = None
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
+        self._public: set[str] = set()
         self.started_at = 0
 
     # -- running ---------------------------------------------------------------------------
@@ -219,14 +220,23 @@ class Engine:
         """One public feed provider per exchange in use, one private per wallet in use."""
         exchanges = {bot.exchange for bot in self.config.bots} | set(self.config.exchanges)
         for name in sorted(exchanges):
-            settings = self.config.settings.get(name, {})
-            self.market.add_provider(name, self.registry.feed_provider(name, settings=settings))
+            self._ensure_public_provider(name)
         for wallet in self.config.wallets.values():
             settings = self.config.settings.get(wallet.exchange, {})
             provider = self.registry.feed_provider(
                 wallet.exchange, settings=settings, credentials=wallet.credentials
             )
             self.market.add_provider(wallet.exchange, provider, account=wallet.id)
+
+    def _ensure_public_provider(self, exchange: str) -> None:
+        """Add *exchange*'s public feed provider unless it has one (the first bot on an
+        exchange the engine did not start with brings it in)."""
+        if exchange not in self._public:
+            settings = self.config.settings.get(exchange, {})
+            self.market.add_provider(
+                exchange, self.registry.feed_provider(exchange, settings=settings)
+            )
+            self._public.add(exchange)
 
     def _hold_private_feeds(self) -> None:
         """Hold every wallet's private feeds, so order updates and fills reach the tracker."""
@@ -274,6 +284,7 @@ class Engine:
             bot = attrs.evolve(bot, state=current.state)
         else:
             bot = attrs.evolve(bot, state=BotState.IDLE, engine_id=self.engine_id)
+        self._ensure_public_provider(bot.exchange)
         self.bots[bot.id] = bot
         self.risk.register(bot)
         context = ExecutorContext(
@@ -324,11 +335,24 @@ class Engine:
     async def _run_bot(
         self, runner: BotRunner, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        status = _StartedOnce(task_status)
         try:
-            await runner.run(task_status=task_status)
+            await runner.run(task_status=status)
+        except Exception as exc:
+            # A bug below the strategy (an executor, a plugin, the engine itself): this bot
+            # goes to ERROR with the reason; the engine and every other bot go on.
+            log.exception("bot %s stopped by an internal error", runner.bot.id)
+            cause: BaseException = exc
+            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+                cause = cause.exceptions[0]
+            runner.crashed(f"internal error: {type(cause).__name__}: {cause}")
+            status.started()
         finally:
             with trio.CancelScope(shield=True):
-                await runner.executor.aclose()
+                try:
+                    await runner.executor.aclose()
+                except Exception:
+                    log.exception("closing the executor of bot %s failed", runner.bot.id)
 
     def _capital(self, bot: Bot) -> Decimal:
         if bot.mode is BotMode.PAPER:
@@ -474,6 +498,19 @@ class Engine:
 
     def _publish(self, payload: Any, *, exchange: str | None) -> None:
         self.bus.publish(self.events.make(payload, exchange=exchange))
+
+
+class _StartedOnce:
+    """A task status that may be reported more than once; only the first report counts."""
+
+    def __init__(self, inner: trio.TaskStatus[None]) -> None:
+        self._inner = inner
+        self._done = False
+
+    def started(self, value: None = None) -> None:
+        if not self._done:
+            self._done = True
+            self._inner.started()
 
 
 class _Router:
