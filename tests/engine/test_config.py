@@ -257,6 +257,10 @@ def test_sections_of_the_wrong_shape() -> None:
         "bots: expected an array of tables: one [[bots]] table per bot",
     ]
     assert problems_of("") == ['engine: missing: the [engine] table with at least id = "..."']
+    assert problems_of(MINIMAL + 'exchanges = "testvenue"\norder_timeout = "5"\n') == [
+        'engine.exchanges: expected an array of names: ["okx", ...]',
+        "engine.order_timeout: expected a number, got str '5'",
+    ]
 
 
 def test_credentials_in_the_file_are_refused_and_say_why() -> None:
@@ -415,7 +419,9 @@ strategy = "quoter"
     ]
 
 
-def test_credentials_that_fail_the_exchange_schema_show_no_value() -> None:
+def test_credentials_and_settings_that_fail_the_exchange_schemas() -> None:
+    """Credentials problems show no value; an exchange in use without a settings table is
+    checked with empty settings."""
     from tests.engine import venue
 
     strict = attrs.evolve(
@@ -425,6 +431,7 @@ def test_credentials_that_fail_the_exchange_schema_show_no_value() -> None:
             "properties": {"key": {"type": "string", "pattern": "^k-"}},
             "required": ["key", "secret"],
         },
+        settings_schema={"type": "object", "required": ["region"]},
     )
 
     class StrictVenue(VenuePlugin):
@@ -438,6 +445,7 @@ def test_credentials_that_fail_the_exchange_schema_show_no_value() -> None:
     )
     found = check_config(parse(text), plugins)
     assert found == [
+        "exchanges.testvenue: 'region' is a required property",
         "wallets.main.credentials_env: credentials: 'secret' is a required property",
         "wallets.main.credentials_env: credentials.key: fails pattern",
     ]

@@ -696,3 +696,42 @@ async def test_a_crash_inside_the_runner_errors_only_that_bot(
         assert doomed.reason == "internal error: RuntimeError: boom"
         fine = await h.engine.start_bot(bot("fine", params={"price": "90"}))
         assert fine.state is BotState.RUNNING, fine.reason
+
+
+async def test_strategy_log_extra_keeps_the_bot_id(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(bot(params={"price": "90"})) as h:
+        await settle()
+        with caplog.at_level("INFO"):
+            h.runner().ctx.log.info("quoting", extra={"spread": "0.1"})
+    (record,) = [r for r in caplog.records if r.getMessage() == "quoting"]
+    assert (record.bot_id, record.spread) == ("b1", "0.1")  # type: ignore[attr-defined]
+
+
+async def test_heartbeat_reports_cpu_load(autojump_clock: trio.testing.MockClock) -> None:
+    async with running(bot(params={"price": "90"}), heartbeat_interval=1.0) as h:
+        await trio.sleep(2.5)
+        beats = [e.payload.heartbeat for e in h.published(EventType.ENGINE_HEARTBEAT)]
+        assert len(beats) == 2
+        assert all(b.load.cpu_percent >= 0 for b in beats)
+        assert beats[-1].load.bots == 1
+        assert beats[-1].bots == ("b1",)
+
+
+async def test_a_hanging_executor_close_does_not_block_shutdown(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.engine.venue import VenueExecutor
+
+    async def hang(self: VenueExecutor) -> None:
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(VenueExecutor, "aclose", hang)
+    start = trio.current_time()
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}), wallets=True
+    ) as h:
+        await settle()
+    assert h.runner().state is BotState.STOPPED
+    assert trio.current_time() - start < 11

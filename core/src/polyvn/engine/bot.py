@@ -120,6 +120,16 @@ class EngineServices:
     """The wallet id whose private feeds this bot's orders arrive on ("" for paper)."""
 
 
+class _BotLog(logging.LoggerAdapter[logging.Logger]):
+    """Adds the bot id to every record, keeping any ``extra`` the strategy passes."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
 class _Op(enum.Enum):
     PLACE = "place"
     CANCEL = "cancel"
@@ -185,9 +195,7 @@ class BotRunner:
         self.done = trio.Event()
         """Set when :meth:`run` has finished (the bot is stopped, errored or risk-stopped)."""
         self._saved_state: str = ""
-        self.log = logging.LoggerAdapter(
-            logging.getLogger(f"polyvn.bot.{bot.id}"), {"bot_id": bot.id}
-        )
+        self.log = _BotLog(logging.getLogger(f"polyvn.bot.{bot.id}"), {"bot_id": bot.id})
 
     # -- lifecycle -------------------------------------------------------------------------
 

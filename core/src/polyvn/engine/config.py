@@ -278,8 +278,12 @@ class _Parser:
             if isinstance(data.get("id"), str):
                 for message in problems("Id", data["id"]):
                     self.problem("engine.id", _schema_message(message))
-            exchanges = data.get("exchanges")
-            for i, name in enumerate(exchanges if isinstance(exchanges, list) else ()):
+            exchanges = data.get("exchanges", [])
+            if not isinstance(exchanges, list):  # a string would structure as its letters
+                self.problem("engine.exchanges", 'expected an array of names: ["okx", ...]')
+                data = {key: value for key, value in data.items() if key != "exchanges"}
+                exchanges = []
+            for i, name in enumerate(exchanges):
                 for message in problems("ExchangeName", name) if isinstance(name, str) else ():
                     self.problem(f"engine.exchanges[{i}]", _schema_message(message))
         return self._structure(EngineSection, data, "engine")
@@ -524,6 +528,11 @@ def check_config(file: EngineFile, plugins: Plugins) -> list[str]:
         description = describe(name, f"exchanges.{name}")
         if description is not None:
             out += _schema_problems(description.settings_schema, settings, f"exchanges.{name}")
+    used = {bot.exchange for bot in config.bots} | {w.exchange for w in config.wallets.values()}
+    for name in sorted((used | set(config.exchanges)) - set(config.settings)):
+        if name in installed:  # no [exchanges.<name>] table: its settings are {}
+            schema = registry.describe(name)[0].settings_schema
+            out += _schema_problems(schema, {}, f"exchanges.{name}")
     for wallet in config.wallets.values():
         place = f"wallets.{wallet.id}"
         description = describe(wallet.exchange, f"{place}.exchange")

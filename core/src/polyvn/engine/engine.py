@@ -12,6 +12,7 @@ the bot they name, and every event goes out on the bus.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from importlib.metadata import version
@@ -66,6 +67,8 @@ from polyvn.registry import ExchangeRegistry
 log = logging.getLogger(__name__)
 
 VERSION: Final = version("polyvn")
+CLOSE_TIMEOUT: Final = 10.0
+"""Seconds an executor's aclose may take at shutdown before it is abandoned."""
 PRIVATE_FEEDS: Final = (FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES)
 DEFAULT_PAPER_CAPITAL: Final = Decimal(10_000)
 
@@ -136,6 +139,7 @@ class Engine:
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
         self._public: set[str] = set()
+        self._cpu_mark = (time.process_time(), 0.0)
         self.started_at = 0
 
     # -- running ---------------------------------------------------------------------------
@@ -348,11 +352,17 @@ class Engine:
             runner.crashed(f"internal error: {type(cause).__name__}: {cause}")
             status.started()
         finally:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT) as closing:
                 try:
                     await runner.executor.aclose()
                 except Exception:
                     log.exception("closing the executor of bot %s failed", runner.bot.id)
+            if closing.cancelled_caught:
+                log.error(
+                    "closing the executor of bot %s took over %g s; left",
+                    runner.bot.id,
+                    CLOSE_TIMEOUT,
+                )
 
     def _capital(self, bot: Bot) -> Decimal:
         if bot.mode is BotMode.PAPER:
@@ -484,12 +494,23 @@ class Engine:
             bots=tuple(self.runners),
             version=VERSION,
             load=EngineLoad(
-                bots=len(self.runners), feeds=stats.upstream_subscriptions, cpu_percent=0.0
+                bots=len(self.runners),
+                feeds=stats.upstream_subscriptions,
+                cpu_percent=self._cpu_percent(),
             ),
             started_at=self.started_at,
             timestamp=self.clock.now_ms(),
             ttl_ms=int(self.config.heartbeat_ttl * 1000),
         )
+
+    def _cpu_percent(self) -> float:
+        """Process CPU time since the last heartbeat, in percent of one core of wall time
+        (trio's clock: under a MockClock it reads as the CPU spent per virtual second)."""
+        cpu, now = time.process_time(), self.clock.now()
+        last_cpu, last_now = self._cpu_mark
+        self._cpu_mark = (cpu, now)
+        elapsed = now - last_now
+        return round(100 * (cpu - last_cpu) / elapsed, 1) if elapsed > 0 else 0.0
 
     async def _heartbeats(self) -> None:
         while True:

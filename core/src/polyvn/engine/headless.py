@@ -11,6 +11,13 @@ can run it with plugins it registers itself:
    :class:`~polyvn.engine.bus.InProcessBus`, the metrics server when a port is configured,
    and a signal watcher.
 
+Garbage collection: once the engine runs, :func:`freeze_startup_objects` moves every object
+alive then (modules, plugins, bots, books) out of the cycle collector's generations
+(``gc.freeze``), so its full collections scan only what was made since. In benchmark P6
+(1,000 bots placing 250 orders a second) that cut the longest stall of the feeds from about
+115 ms to about 25 ms: every feed of the engine waits through a collection. Frozen objects
+are still freed by reference counting; only garbage cycles among them are never collected.
+
 Shutdown: the first SIGINT or SIGTERM stops the engine gracefully: each bot stops (its
 strategy's ``on_stop``, its open orders cancelled unless it keeps them) within the configured
 ``shutdown_timeout``. If the engine has not stopped by then (plus :data:`SHUTDOWN_MARGIN`),
@@ -20,6 +27,8 @@ the stop had to be forced, the config is unusable or the engine failed.
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import signal
 import sys
@@ -118,15 +127,26 @@ def run_engine_command(
             failure.error,
         )
     try:
-        return trio.run(serve, file, plugins)
+        return trio.run(functools.partial(serve, file, plugins, freeze_gc=True))
     except Exception:
         log.exception("engine %s failed", file.engine.engine_id)
         return 1
 
 
-async def serve(file: EngineFile, plugins: Plugins, *, bus: InProcessBus | None = None) -> int:
+async def serve(
+    file: EngineFile,
+    plugins: Plugins,
+    *,
+    bus: InProcessBus | None = None,
+    freeze_gc: bool = False,
+) -> int:
     """Run the engine of *file* with its metrics server until SIGINT or SIGTERM (see the
-    module); returns the exit status: 0 after a graceful stop, 1 after a forced one."""
+    module); returns the exit status: 0 after a graceful stop, 1 after a forced one.
+
+    :param bus: The bus (a new InProcessBus by default).
+    :param freeze_gc: Call :func:`freeze_startup_objects` once the engine runs (the command
+        does; a test process sharing the interpreter should not).
+    """
     config = file.engine
     engine = Engine(config=config, plugins=plugins, bus=bus if bus is not None else InProcessBus())
     stopped = trio.Event()
@@ -134,6 +154,8 @@ async def serve(file: EngineFile, plugins: Plugins, *, bus: InProcessBus | None 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, engine, forced)
             await nursery.start(_run_engine, engine, stopped)
+            if freeze_gc:
+                freeze_startup_objects()
             port: int | None = None
             if file.metrics_port is not None:
                 server = MetricsServer(
@@ -165,6 +187,14 @@ async def serve(file: EngineFile, plugins: Plugins, *, bus: InProcessBus | None 
         return 1
     log.info("engine %s stopped", engine.engine_id, extra={"bot_states": states})
     return 0
+
+
+def freeze_startup_objects() -> int:
+    """Collect, then freeze every object alive now (``gc.freeze``); returns how many were
+    frozen. See the module for why."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def _run_engine(
@@ -203,4 +233,4 @@ async def _watch_signals(
             forced.cancel()
 
 
-__all__ = ["SHUTDOWN_MARGIN", "run_engine_command", "serve"]
+__all__ = ["SHUTDOWN_MARGIN", "freeze_startup_objects", "run_engine_command", "serve"]
