@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
 
-from polyvn.models import OrderStatus, VenueOrder
+from polyvn import hookimpl
+from polyvn.models import Capability, OrderStatus, VenueOrder
 from polyvn.plugins import Plugins, load_plugins
-from polyvn.testing.cases import EXCHANGE_CASES, CaseFailed, CaseSkipped
+from polyvn.testing.cases import EXCHANGE_CASES, CaseFailed, CaseSkipped, Outcome
 from polyvn.testing.exchange import open_exchange_env
 from tests.testing.venue_skin import EXCHANGE, KitSimulator, KitVenuePlugin
 
@@ -45,3 +47,78 @@ async def test_status_going_backwards_fails_ex_ord_05() -> None:
     async with open_exchange_env(kit_plugins(ReopeningPlugin()), EXCHANGE) as env:
         with pytest.raises(CaseFailed, match="status went backwards in the replies"):
             await EXCHANGE_CASES["EX-ORD-05"].check(env)
+
+
+class NoAmendPlugin(KitVenuePlugin):
+    """The skin, declaring no amend capability: EX-ORD-03 is skipped with the reason."""
+
+    @hookimpl
+    def polyvn_exchanges(self) -> list[Any]:
+        (description,) = super().polyvn_exchanges()
+        caps = tuple(c for c in description.capabilities if c is not Capability.AMEND)
+        return [attrs.evolve(description, capabilities=caps)]
+
+
+async def test_runner_skips_cases_of_undeclared_capabilities() -> None:
+    from polyvn.testing.runner import run_exchange_case
+
+    result = await run_exchange_case(
+        kit_plugins(NoAmendPlugin()), EXCHANGE, EXCHANGE_CASES["EX-ORD-03"]
+    )
+    assert (result.outcome, result.reason) == (Outcome.SKIPPED, "capability amend not declared")
+
+
+async def test_runner_reports_a_failure_with_its_reason() -> None:
+    from polyvn.testing.runner import run_exchange_case
+
+    result = await run_exchange_case(
+        kit_plugins(ReopeningPlugin()), EXCHANGE, EXCHANGE_CASES["EX-ORD-05"]
+    )
+    assert result.outcome is Outcome.FAILED, result
+    assert "status went backwards in the replies" in result.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("plugin", "status"), [(None, 0), ("broken", 1)])
+def test_plugins_check_prints_the_matrix(
+    plugin: str | None,
+    status: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import polyvn.cli
+    from polyvn.cli import main
+
+    chosen = ReopeningPlugin() if plugin else KitVenuePlugin()
+    monkeypatch.setattr(polyvn.cli, "_quiet_plugins", lambda: kit_plugins(chosen))
+    assert main(["plugins", "check", "kitvenue"]) == status
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "kitvenue:"
+    assert len(lines) == len(EXCHANGE_CASES) + 2
+    assert lines[1].startswith("  EX-AMB-01   pass  ")
+    if plugin:
+        (row,) = [line for line in lines if line.startswith("  EX-ORD-05")]
+        assert row.startswith("  EX-ORD-05   fail  Order status never moves backwards")
+        assert "status went backwards in the replies" in row
+        assert err == "polyvn: error: 1 conformance case(s) failed\n"
+    else:
+        assert (
+            lines[-1]
+            == f"{len(EXCHANGE_CASES)} cases: {len(EXCHANGE_CASES)} passed, 0 skipped, 0 failed"
+        )
+        assert err == ""
+
+
+def test_plugins_check_of_an_unknown_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polyvn.cli
+    from polyvn.cli import main
+
+    monkeypatch.setattr(polyvn.cli, "_quiet_plugins", lambda: kit_plugins())
+    assert main(["plugins", "check", "okx"]) == 1
+    assert (
+        capsys.readouterr().err
+        == "polyvn: error: no installed exchange or distribution named 'okx'; exchanges: kitvenue\n"
+    )

@@ -6,6 +6,7 @@ and a non-zero exit status: 1 for a failure, 2 for a usage mistake.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -35,13 +36,17 @@ def cli() -> None:
 # -- polyvn plugins ------------------------------------------------------------------------
 
 
-@cli.command("plugins")
+@cli.group("plugins", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
-def plugins_command(as_json: bool) -> None:
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """List the installed plugins: distributions, versions, exchanges, strategies and hooks.
 
     Plugins that failed to load are listed with the reason; they do not stop the others.
+    `polyvn plugins check NAME` runs the conformance kit on one of them.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     # Failures are part of the listing below; keep the loader's warnings out of the way.
     loader_log = logging.getLogger("polyvn.plugins")
     level = loader_log.level
@@ -69,6 +74,57 @@ def plugins_command(as_json: bool) -> None:
         )
     for conflict in report["conflicts"]:
         click.echo(f"conflict: {conflict}", err=True)
+
+
+@plugins_command.command("check")
+@click.argument("name")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulators.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document.")
+def plugins_check(name: str, seed: int, as_json: bool) -> None:
+    """Run the conformance kit on NAME (an exchange or a distribution) against its simulator,
+    and print the case matrix. Exits non-zero when any case fails."""
+    import trio
+
+    from polyvn.testing.cases import Outcome
+    from polyvn.testing.runner import format_matrix, run_exchange_cases
+
+    plugins = _quiet_plugins()
+    exchanges = _exchanges_named(plugins, name)
+    results = {
+        exchange: trio.run(functools.partial(run_exchange_cases, plugins, exchange, seed=seed))
+        for exchange in exchanges
+    }
+    if as_json:
+        click.echo(
+            json.dumps({ex: [attrs.asdict(r) for r in rs] for ex, rs in results.items()}, indent=2)
+        )
+    else:
+        for exchange, rows in results.items():
+            for line in format_matrix(exchange, rows):
+                click.echo(line)
+    failed = sum(r.outcome is Outcome.FAILED for rows in results.values() for r in rows)
+    if failed:
+        raise CommandError(f"{failed} conformance case(s) failed")
+
+
+def _exchanges_named(plugins: Plugins, name: str) -> list[str]:
+    """*name* as an exchange, or the exchanges of the distribution called *name*."""
+    claims = plugins.exchange_claims()
+    if name in claims:
+        return [name]
+    wanted = name.lower().replace("_", "-")
+    found = [
+        exchange
+        for info in plugins.info()
+        if info.distribution.lower().replace("_", "-") == wanted
+        for exchange in info.exchanges
+    ]
+    if not found:
+        have = ", ".join(sorted(claims)) or "none"
+        raise CommandError(
+            f"no installed exchange or distribution named {name!r}; exchanges: {have}"
+        )
+    return found
 
 
 def plugins_report(plugins: Plugins) -> dict[str, Any]:
