@@ -122,3 +122,11 @@ def test_plugins_check_of_an_unknown_name(
         capsys.readouterr().err
         == "polyvn: error: no installed exchange or distribution named 'okx'; exchanges: kitvenue\n"
     )
+
+
+def test_every_case_is_in_the_case_reference() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
+    for case_id, case in EXCHANGE_CASES.items():
+        assert f"### {case_id}: {case.title}\n" in text, f"docs/conformance.md needs {case_id}"
