@@ -13,6 +13,7 @@ from polyvn.models import Capability, OrderStatus, VenueOrder
 from polyvn.plugins import Plugins, load_plugins
 from polyvn.testing.cases import EXCHANGE_CASES, CaseFailed, CaseSkipped, Outcome
 from polyvn.testing.exchange import open_exchange_env
+from polyvn.testing.pytest_plugin import ExchangeConformance
 from tests.testing.venue_skin import EXCHANGE, KitSimulator, KitVenuePlugin
 
 
@@ -130,3 +131,18 @@ def test_every_case_is_in_the_case_reference() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
     for case_id, case in EXCHANGE_CASES.items():
         assert f"### {case_id}: {case.title}\n" in text, f"docs/conformance.md needs {case_id}"
+
+
+class TestKitVenueConformance(ExchangeConformance):
+    """The pytest base class, as a plugin author uses it (here on a plugin object that is not
+    installed, so polyvn_plugins is overridden)."""
+
+    exchange = "kitvenue"
+
+    def polyvn_plugins(self) -> Plugins:
+        return kit_plugins()
+
+
+def test_fixtures_from_the_pytest_plugin(polyvn_plugins: Plugins, hook_recorder: Any) -> None:
+    polyvn_plugins.price_sources()
+    assert hook_recorder.names() == ["polyvn_price_sources"]
