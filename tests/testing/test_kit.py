@@ -129,7 +129,10 @@ def test_every_case_is_in_the_case_reference() -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
-    for case_id, case in EXCHANGE_CASES.items():
+    import polyvn.testing.strategy  # noqa: F401 - registers the strategy cases
+    from polyvn.testing.cases import STRATEGY_CASES
+
+    for case_id, case in {**EXCHANGE_CASES, **STRATEGY_CASES}.items():
         assert f"### {case_id}: {case.title}\n" in text, f"docs/conformance.md needs {case_id}"
 
 

@@ -15,6 +15,7 @@ from polyvn.plugins import Plugins
 from polyvn.registry import ExchangeRegistry
 from polyvn.testing.cases import EXCHANGE_CASES, Case, CaseResult, CaseSkipped, Outcome
 from polyvn.testing.exchange import open_exchange_env
+from polyvn.testing.strategy import StrategyEnv
 
 
 def skip_reason(case: Case, description: ExchangeDescription) -> str | None:
@@ -82,3 +83,18 @@ def format_matrix(exchange: str, results: list[CaseResult]) -> list[str]:
         f"{counts[Outcome.SKIPPED]} skipped, {counts[Outcome.FAILED]} failed"
     )
     return lines
+
+
+async def run_strategy_case(env: StrategyEnv, case: Case) -> CaseResult:
+    """Run one strategy case and say how it went."""
+    try:
+        await case.check(env)
+    except Exception as raised:
+        exc = _leaf(raised)
+        if isinstance(exc, CaseSkipped):
+            return CaseResult(
+                id=case.id, title=case.title, outcome=Outcome.SKIPPED, reason=str(exc)
+            )
+        reason = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+        return CaseResult(id=case.id, title=case.title, outcome=Outcome.FAILED, reason=reason)
+    return CaseResult(id=case.id, title=case.title, outcome=Outcome.PASSED)
