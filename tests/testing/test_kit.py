@@ -149,3 +149,30 @@ class TestKitVenueConformance(ExchangeConformance):
 def test_fixtures_from_the_pytest_plugin(polyvn_plugins: Plugins, hook_recorder: Any) -> None:
     polyvn_plugins.price_sources()
     assert hook_recorder.names() == ["polyvn_price_sources"]
+
+
+class DuplicatingSimulator(KitSimulator):
+    """A broken skin: a resubmitted client order id makes a second order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        place = self.venue.place_order
+        extra = iter(range(1, 1_000_000))
+
+        def place_again(account: str, request: Any, *, now_ms: int) -> Any:
+            cid = request.client_order_id
+            if cid and self.venue.order_by_client_id(account, cid) is not None:
+                request = attrs.evolve(request, client_order_id=f"{cid}x{next(extra)}")
+            return place(account, request, now_ms=now_ms)
+
+        self.venue.place_order = place_again  # type: ignore[method-assign]
+
+
+class DuplicatingPlugin(KitVenuePlugin):
+    simulator_class = DuplicatingSimulator
+
+
+async def test_a_duplicate_on_resubmit_fails_ex_ord_04() -> None:
+    async with open_exchange_env(kit_plugins(DuplicatingPlugin()), EXCHANGE) as env:
+        with pytest.raises(CaseFailed, match="the second submit returned a different venue order"):
+            await EXCHANGE_CASES["EX-ORD-04"].check(env)
