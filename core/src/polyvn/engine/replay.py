@@ -77,6 +77,7 @@ from polyvn.adapters import FeedProvider, OrderExecutor
 from polyvn.engine.bus import InProcessBus
 from polyvn.engine.contracts import FlatVenueModel, VenueModel
 from polyvn.engine.engine import Engine, EngineConfig
+from polyvn.engine.orders import is_terminal
 from polyvn.engine.recording import (
     RecordedUpdate,
     RecordingHeader,
@@ -311,6 +312,9 @@ class ReplayReport:
     """The bot's state when the data ran out: ``running``, or ``error`` / ``risk_stopped``."""
     bot_state_reason: str | None
     equity_curve: tuple[EquityPoint, ...]
+    open_orders_after_stop: int = 0
+    """Orders of the bot still open after it was stopped at the end of the data (stopping
+    cancels them, so anything but 0 is a fault)."""
 
     @property
     def total_pnl(self) -> Decimal:
@@ -331,6 +335,7 @@ class ReplayReport:
             "trades": self.trades,
             "bot_state": self.bot_state,
             "bot_state_reason": self.bot_state_reason,
+            "open_orders_after_stop": self.open_orders_after_stop,
             "capital_usdc": format_decimal(self.capital),
             "final_equity_usdc": format_decimal(self.final_equity),
             "total_pnl_usdc": format_decimal(self.total_pnl),
@@ -724,6 +729,7 @@ def _report(
         bot_state=state.value,
         bot_state_reason=bus.state_reason if state is not BotState.RUNNING else None,
         equity_curve=tuple(curve),
+        open_orders_after_stop=sum(1 for o in bus.orders.values() if not is_terminal(o.status)),
     )
 
 

@@ -108,6 +108,21 @@ async def check_risk_respected(env: StrategyEnv) -> None:
 
 
 @case(
+    "ST-STOP-01",
+    "Stopping the bot leaves none of its orders open",
+    why="A stopped bot must not leave orders on the venue that nobody manages.",
+)
+async def check_stop_cancels_orders(env: StrategyEnv) -> None:
+    report = await env.replay()
+    if report.orders == 0:
+        raise CaseSkipped(f"the strategy placed no order in {env.hours} h of market")
+    if report.open_orders_after_stop:
+        raise CaseFailed(
+            f"{report.open_orders_after_stop} order(s) still open after the bot stopped"
+        )
+
+
+@case(
     "ST-DET-01",
     "The same seed gives the same run, byte for byte",
     why="Replays, tests and paper results are only comparable when runs are deterministic.",
