@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from polyvn import hookimpl
-from polyvn.models import Capability, OrderStatus, VenueOrder
+from polyvn.models import Capability, OrderStatus, Side, VenueOrder
 from polyvn.plugins import Plugins, load_plugins
 from polyvn.testing.cases import EXCHANGE_CASES, CaseFailed, CaseSkipped, Outcome
 from polyvn.testing.exchange import open_exchange_env
@@ -97,10 +97,10 @@ def test_plugins_check_prints_the_matrix(
     lines = out.splitlines()
     assert lines[0] == "kitvenue:"
     assert len(lines) == len(EXCHANGE_CASES) + 2
-    assert lines[1].startswith("  EX-AMB-01   pass  ")
+    assert lines[1].startswith("  EX-AMB-01    pass  ")
     if plugin:
         (row,) = [line for line in lines if line.startswith("  EX-ORD-05")]
-        assert row.startswith("  EX-ORD-05   fail  Order status never moves backwards")
+        assert row.startswith("  EX-ORD-05    fail  Order status never moves backwards")
         assert "status went backwards in the replies" in row
         assert err == "polyvn: error: 1 conformance case(s) failed\n"
     else:
@@ -176,3 +176,37 @@ async def test_a_duplicate_on_resubmit_fails_ex_ord_04() -> None:
     async with open_exchange_env(kit_plugins(DuplicatingPlugin()), EXCHANGE) as env:
         with pytest.raises(CaseFailed, match="the second submit returned a different venue order"):
             await EXCHANGE_CASES["EX-ORD-04"].check(env)
+
+
+class TestFixturesOfThePytestPlugin:
+    @pytest.fixture
+    def polyvn_exchange(self) -> str:
+        return "kitvenue"
+
+    @pytest.fixture
+    def polyvn_plugins(self) -> Plugins:
+        return kit_plugins()
+
+    async def test_exchange_env(self, polyvn_exchange_env: Any) -> None:
+        executor = polyvn_exchange_env.executor()
+        order = await polyvn_exchange_env.order(Side.BUY)
+        placed = await executor.place(order)
+        assert placed.status is OrderStatus.OPEN
+        assert placed.client_order_id == order.client_order_id
+
+    async def test_engine(self, polyvn_engine: Any) -> None:
+        assert polyvn_engine.engine_id == "test"
+        assert "kitvenue" in polyvn_engine.exchanges
+        assert polyvn_engine.heartbeat().bots == ()
+
+
+@pytest.mark.slow
+def test_plugins_check_of_a_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    from polyvn.cli import main
+
+    assert main(["plugins", "check", "ema_cross", "--params", '{"instrument": "BTC-PERP"}']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "ema_cross:"
+    assert out[-1] == "5 cases: 5 passed, 0 skipped, 0 failed"
+    assert main(["plugins", "check", "ema_cross", "--params", "[1]"]) == 1
+    assert capsys.readouterr().err.endswith("polyvn: error: --params must be a JSON object\n")

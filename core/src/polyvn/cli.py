@@ -80,20 +80,33 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulators.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document.")
-def plugins_check(name: str, seed: int, as_json: bool) -> None:
-    """Run the conformance kit on NAME (an exchange or a distribution) against its simulator,
-    and print the case matrix. Exits non-zero when any case fails."""
+@click.option(
+    "--params",
+    "params_json",
+    default=None,
+    help="For a strategy: its params as JSON (default: the params class's defaults).",
+)
+def plugins_check(name: str, seed: int, as_json: bool, params_json: str | None) -> None:
+    """Run the conformance kit on NAME and print the case matrix: an exchange or a
+    distribution against its simulator, or a strategy as a paper bot on the seeded synthetic
+    market. Exits non-zero when any case fails."""
     import trio
 
     from polyvn.testing.cases import Outcome
     from polyvn.testing.runner import format_matrix, run_exchange_cases
 
     plugins = _quiet_plugins()
-    exchanges = _exchanges_named(plugins, name)
-    results = {
-        exchange: trio.run(functools.partial(run_exchange_cases, plugins, exchange, seed=seed))
-        for exchange in exchanges
-    }
+    if name in plugins.strategies() and name not in plugins.exchange_claims():
+        results = {
+            name: trio.run(functools.partial(_strategy_results, plugins, name, seed, params_json))
+        }
+    else:
+        if params_json is not None:
+            raise click.UsageError("--params goes with a strategy name")
+        results = {
+            exchange: trio.run(functools.partial(run_exchange_cases, plugins, exchange, seed=seed))
+            for exchange in _exchanges_named(plugins, name)
+        }
     if as_json:
         click.echo(
             json.dumps({ex: [attrs.asdict(r) for r in rs] for ex, rs in results.items()}, indent=2)
@@ -105,6 +118,25 @@ def plugins_check(name: str, seed: int, as_json: bool) -> None:
     failed = sum(r.outcome is Outcome.FAILED for rows in results.values() for r in rows)
     if failed:
         raise CommandError(f"{failed} conformance case(s) failed")
+
+
+async def _strategy_results(
+    plugins: Plugins, name: str, seed: int, params_json: str | None
+) -> list[Any]:
+    from polyvn.testing.cases import STRATEGY_CASES
+    from polyvn.testing.runner import run_strategy_case
+    from polyvn.testing.strategy import StrategyEnv
+
+    try:
+        params = json.loads(params_json) if params_json is not None else {}
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--params is not JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise CommandError("--params must be a JSON object")
+    env = StrategyEnv(plugins=plugins, strategy=name, params=params, seed=seed)
+    return [
+        await run_strategy_case(env, STRATEGY_CASES[case_id]) for case_id in sorted(STRATEGY_CASES)
+    ]
 
 
 def _exchanges_named(plugins: Plugins, name: str) -> list[str]:

@@ -20,19 +20,25 @@ tests are trio tests: they need pytest-trio (``trio_mode = true``, or the ``trio
 carry). Override :meth:`ExchangeConformance.polyvn_plugins` to test plugin objects that are not
 installed.
 
-Fixtures: ``polyvn_plugins`` (the installed plugins, freshly loaded) and ``hook_recorder``
-(a :class:`~polyvn.testing.HookRecorder` on them, closed after the test).
+Fixtures: ``polyvn_plugins`` (the installed plugins, freshly loaded), ``hook_recorder`` (a
+:class:`~polyvn.testing.HookRecorder` on them, closed after the test), ``polyvn_engine`` (a
+running engine on them) and ``polyvn_exchange_env`` (a served simulator of the exchange named
+by the ``polyvn_exchange`` fixture, which you override).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import ClassVar
 
 import pytest
+import trio
 
+from polyvn.engine.bus import InProcessBus
+from polyvn.engine.engine import Engine, EngineConfig
 from polyvn.plugins import Plugins, load_plugins
 from polyvn.testing.cases import EXCHANGE_CASES, STRATEGY_CASES, Outcome
+from polyvn.testing.exchange import ExchangeEnv, open_exchange_env
 from polyvn.testing.hooks import HookRecorder
 from polyvn.testing.runner import run_exchange_case, run_strategy_case
 from polyvn.testing.strategy import StrategyEnv
@@ -49,6 +55,35 @@ def hook_recorder(polyvn_plugins: Plugins) -> Iterator[HookRecorder]:
     """Records every hook call on ``polyvn_plugins`` during the test."""
     with HookRecorder(polyvn_plugins.pm) as recorder:
         yield recorder
+
+
+@pytest.fixture
+def polyvn_exchange() -> str:
+    """The exchange ``polyvn_exchange_env`` serves; override it in your conftest or module."""
+    pytest.skip("override the polyvn_exchange fixture with your exchange's name")
+
+
+@pytest.fixture
+async def polyvn_exchange_env(
+    polyvn_plugins: Plugins, polyvn_exchange: str
+) -> AsyncIterator[ExchangeEnv]:
+    """A fresh simulator of ``polyvn_exchange``, served on 127.0.0.1, with the plugin's adapters
+    pointed at it (see :class:`polyvn.testing.exchange.ExchangeEnv`)."""
+    async with open_exchange_env(polyvn_plugins, polyvn_exchange) as env:
+        yield env
+
+
+@pytest.fixture
+async def polyvn_engine(polyvn_plugins: Plugins) -> AsyncIterator[Engine]:
+    """A running engine (id ``test``, in-process bus, no bots yet) on ``polyvn_plugins``;
+    stopped gracefully after the test."""
+    engine = Engine(
+        config=EngineConfig(engine_id="test"), plugins=polyvn_plugins, bus=InProcessBus()
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        yield engine
+        engine.stop()
 
 
 class ExchangeConformance:

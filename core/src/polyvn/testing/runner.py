@@ -76,7 +76,7 @@ def format_matrix(exchange: str, results: list[CaseResult]) -> list[str]:
     lines = [f"{exchange}:"]
     for result in results:
         why = f" — {result.reason}" if result.reason else ""
-        lines.append(f"  {result.id:<11} {result.outcome.value:<4}  {result.title}{why}")
+        lines.append(f"  {result.id:<12} {result.outcome.value:<4}  {result.title}{why}")
     counts = {outcome: sum(r.outcome is outcome for r in results) for outcome in Outcome}
     lines.append(
         f"{len(results)} cases: {counts[Outcome.PASSED]} passed, "
