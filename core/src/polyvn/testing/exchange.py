@@ -316,6 +316,16 @@ def _sweep(controls: SimulatorControls, order: Order) -> Decimal:
     return max(sum(ahead, Decimal(0)), order.size)
 
 
+async def _lookup(env: ExchangeEnv, executor: OrderExecutor, order: Order) -> VenueOrder:
+    """The venue's view of *order*, by client order id."""
+    found: VenueOrder = await _call(
+        env,
+        "get_order",
+        executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
+    )
+    return found
+
+
 def _same(view: VenueOrder, order: Order) -> None:
     if view.client_order_id not in (None, order.client_order_id):
         raise CaseFailed(
@@ -387,11 +397,7 @@ async def check_place_and_query(env: ExchangeEnv) -> None:
     _same(placed, order)
     if placed.status is not OrderStatus.OPEN:
         raise CaseFailed(f"a resting limit order came back {placed.status.value}, expected open")
-    found = await _call(
-        env,
-        "get_order",
-        executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-    )
+    found = await _lookup(env, executor, order)
     _same(found, order)
     if found.venue_order_id != placed.venue_order_id:
         raise CaseFailed(
@@ -417,20 +423,12 @@ async def check_cancel(env: ExchangeEnv) -> None:
     cancelled = await _call(env, "cancel", executor.cancel(tracked))
     if cancelled.status is not OrderStatus.CANCELED:
         raise CaseFailed(f"cancel returned status {cancelled.status.value}")
-    found = await _call(
-        env,
-        "get_order",
-        executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-    )
+    found = await _lookup(env, executor, order)
     if found.status is not OrderStatus.CANCELED:
         raise CaseFailed(f"after cancel, get_order says {found.status.value}")
     ghost = await env.order(Side.SELL)
     try:
-        await _call(
-            env,
-            "get_order",
-            executor.get_order(instrument=ghost.instrument, client_order_id=ghost.client_order_id),
-        )
+        await _lookup(env, executor, ghost)
     except UnknownOrderError:
         pass
     else:
@@ -452,11 +450,7 @@ async def check_amend(env: ExchangeEnv) -> None:
     instrument = await env.pick_instrument()
     new_price = (order.price or Decimal(0)) - instrument.tick_size
     amended = await _call(env, "amend", executor.amend(tracked, price=new_price))
-    found = await _call(
-        env,
-        "get_order",
-        executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-    )
+    found = await _lookup(env, executor, order)
     if found.price != new_price:
         raise CaseFailed(f"after amending to {new_price}, the venue shows price {found.price}")
     if amended.venue_order_id != placed.venue_order_id:
@@ -519,23 +513,11 @@ async def check_status_monotonic(env: ExchangeEnv) -> None:
             if u.client_order_id == order.client_order_id
         ):
             await trio.sleep(0.01)
-    replies.append(
-        await _call(
-            env,
-            "get_order",
-            executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-        )
-    )
+    replies.append(await _lookup(env, executor, order))
     tracked = attrs.evolve(order, venue_order_id=placed.venue_order_id, status=placed.status)
     with contextlib.suppress(UnknownOrderError, OrderRejectedError):
         replies.append(await _call(env, "cancel", executor.cancel(tracked)))
-    replies.append(
-        await _call(
-            env,
-            "get_order",
-            executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-        )
-    )
+    replies.append(await _lookup(env, executor, order))
     for stream, name in (
         (replies, "replies"),
         ([u for u in seen if u.client_order_id == order.client_order_id], "pushed updates"),
@@ -707,11 +689,7 @@ async def check_unknown_order(env: ExchangeEnv) -> None:
     executor = env.executor()
     order = await env.order(Side.BUY)
     try:
-        await _call(
-            env,
-            "get_order",
-            executor.get_order(instrument=order.instrument, client_order_id=order.client_order_id),
-        )
+        await _lookup(env, executor, order)
     except UnknownOrderError:
         return
     raise CaseFailed("get_order of an order never placed did not raise UnknownOrderError")
