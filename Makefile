@@ -15,9 +15,9 @@ help:
 	@echo "make bench    run the benchmarks under bench/ (they print figures)"
 	@echo "make clean    remove .venv and caches"
 
-$(STAMP): constraints.txt pyproject.toml core/pyproject.toml
+$(STAMP): constraints.txt pyproject.toml core/pyproject.toml plugins/exchange-okx/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e core -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e core -e plugins/exchange-okx -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ check-schemas: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check core tests bench
+	$(BIN)/ruff format --check core plugins/exchange-okx tests bench
 	$(BIN)/mypy
 
 test: check-schemas lint

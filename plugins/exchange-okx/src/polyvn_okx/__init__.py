@@ -1,0 +1,1 @@
+"""polyvn exchange plugin for OKX (API v5)."""
