@@ -235,6 +235,27 @@ async def test_live_bot_orders_go_to_the_venue_and_stop_cancels_them(
         assert h.runner().state is BotState.STOPPED
 
 
+async def test_executor_services_run_for_the_bots_lifetime(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+        bot("paper", params={"price": "95"}),
+        wallets=True,
+    ) as h:
+        await settle()
+        (cid,) = h.venue.placed
+        await trio.sleep(3.5)
+        assert h.venue.journal == ["armed", f"place {cid}", "alive", "alive", "alive"]
+        h.runner().request_stop()
+        await h.runner().done.wait()
+        await settle()
+        # Orders are cancelled before the service stops; the paper bot asked for no service.
+        assert h.venue.journal[-2:] == [f"cancel {cid}", "disarmed"]
+        assert h.venue.journal.count("armed") == 1
+        assert h.runner("paper").state is BotState.RUNNING
+
+
 async def test_stop_keeps_orders_when_asked(autojump_clock: trio.testing.MockClock) -> None:
     live = bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"})
     async with running(live, wallets=True) as h:

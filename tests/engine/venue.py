@@ -92,6 +92,8 @@ class Venue:
         self.sinks: list[tuple[FeedSink, set[Feed]]] = []
         self.placed: list[str] = []
         self.cancelled: list[str] = []
+        self.journal: list[str] = []
+        """What the venue saw, in order: places, cancels and dead man's switch keep-alives."""
         self.now_ms = 0
         self._ids = itertools.count(1)
         # scripted faults
@@ -147,6 +149,7 @@ class Venue:
                 return existing  # one client id, one order
         venue_id = f"v{next(self._ids)}"
         self.placed.append(order.client_order_id)
+        self.journal.append(f"place {order.client_order_id}")
         current = VenueOrder(
             client_order_id=order.client_order_id, venue_order_id=venue_id, exchange=EXCHANGE,
             instrument=order.instrument, side=order.side, type=order.type, price=order.price,
@@ -214,6 +217,7 @@ class Venue:
             )
             self.orders[order.venue_order_id] = order
             self.cancelled.append(client_order_id)
+            self.journal.append(f"cancel {client_order_id}")
             self._private(order)
         return order
 
@@ -357,6 +361,24 @@ class VenuePositions:
         pass
 
 
+class DeadMansSwitch:
+    """An executor's companion service: keeps the venue's cancel-all-after timer alive every
+    second while it runs, and disarms it when cancelled."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.venue.journal.append("armed")
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(1)
+                self.venue.journal.append("alive")
+        finally:
+            self.venue.journal.append("disarmed")
+
+
 class VenuePlugin:
     """The test exchange plugin, with the strategies the tests register."""
 
@@ -377,7 +399,11 @@ class VenuePlugin:
     def polyvn_order_executor(
         self, exchange: str, mode: BotMode, context: ExecutorContext | None
     ) -> VenueExecutor | None:
-        return VenueExecutor(self.venue) if exchange == EXCHANGE else None
+        if exchange != EXCHANGE:
+            return None
+        if context is not None and mode is BotMode.LIVE:
+            context.add_service(DeadMansSwitch(self.venue))
+        return VenueExecutor(self.venue)
 
     @hookimpl
     def polyvn_feed_provider(

@@ -102,8 +102,11 @@ def polyvn_order_executor(
     :param mode: ``live`` or ``paper``. A wrapper for paper trading acts on ``paper``; the
         exchange's own executor is built the same way in both modes.
     :param context: What the engine provides around the executor: the bot, the clock, market
-        data, the sink for later order updates, the venue model and the risk gate. None when
-        the executor is built outside an engine (the CMS checking a wallet, for example).
+        data, the sink for later order updates, the venue model and the risk gate; and
+        ``context.add_service(service)`` for a task the executor needs while it lives (a dead
+        man's switch kept alive, say), which the engine runs from before the bot trades until
+        after it stopped. None when the executor is built outside an engine (the CMS checking
+        a wallet, for example).
     :returns: An object satisfying :class:`polyvn.adapters.OrderExecutor`, or None.
     """
 

@@ -200,6 +200,20 @@ class ExecutorContext:
     updates: ExecutionSink
     venue_model: VenueModel
     risk: PreTradeCheck | None = None
+    services: list[EngineService] = attrs.field(factory=list, eq=False, repr=False)
+    """Services the executor needs while it lives; fill with :meth:`add_service`."""
+
+    def add_service(self, service: EngineService) -> None:
+        """Run *service* for as long as the executor serves its bot.
+
+        For an executor's companion task, for example a venue's cancel-all-after dead man's
+        switch kept alive while the engine is healthy. The engine starts each service with
+        ``await nursery.start(service.run)`` before the bot trades and cancels it after the bot
+        has stopped (its orders are cancelled by then). A service that raises stops its bot
+        with ERROR, so a service retries what it can retry itself. Without an engine (the
+        hook called with ``context=None``) nothing runs the service.
+        """
+        self.services.append(service)
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Any, Final
@@ -25,7 +25,7 @@ from polyvn.adapters import Credentials, PriceSource
 from polyvn.engine.bot import BotRunner, EngineServices, MemoryStateStore, StateStore
 from polyvn.engine.bus import Bus, EventFactory
 from polyvn.engine.clock import EngineClock
-from polyvn.engine.contracts import ExecutorContext, MarketUpdate
+from polyvn.engine.contracts import EngineService, ExecutorContext, MarketUpdate
 from polyvn.engine.feedmanager import FeedManager
 from polyvn.engine.orders import OrderTracker
 from polyvn.engine.risk import PriceBook, RiskManager
@@ -333,15 +333,23 @@ class Engine:
         if current is not None:
             runner.state = current.state
         self.runners[bot.id] = runner
-        await self._bot_nursery.start(self._run_bot, runner)
+        await self._bot_nursery.start(self._run_bot, runner, tuple(context.services))
         return runner
 
     async def _run_bot(
-        self, runner: BotRunner, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        runner: BotRunner,
+        services: Sequence[EngineService],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         status = _StartedOnce(task_status)
         try:
-            await runner.run(task_status=status)
+            async with trio.open_nursery() as nursery:
+                for service in services:
+                    await nursery.start(service.run)
+                await runner.run(task_status=status)
+                nursery.cancel_scope.cancel()
         except Exception as exc:
             # A bug below the strategy (an executor, a plugin, the engine itself): this bot
             # goes to ERROR with the reason; the engine and every other bot go on.
