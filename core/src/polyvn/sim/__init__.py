@@ -80,6 +80,7 @@ from polyvn.sim.generators import (
 )
 from polyvn.sim.matching import Admission, Execution, MatchingEngine, Problem
 from polyvn.sim.orders import (
+    CONTRACT_KINDS,
     CancelReason,
     InstrumentState,
     Match,
@@ -93,6 +94,7 @@ from polyvn.sim.venue import BinaryMarket, Generator, Listener, OrderResult, Ven
 
 __all__ = [
     "CENT",
+    "CONTRACT_KINDS",
     "Account",
     "Admission",
     "BalanceEvent",

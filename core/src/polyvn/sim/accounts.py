@@ -115,7 +115,7 @@ from polyvn.models import (
     Side,
 )
 from polyvn.sim.matching import Admission, Problem
-from polyvn.sim.orders import RejectReason
+from polyvn.sim.orders import CONTRACT_KINDS, RejectReason
 
 ZERO: Final = Decimal(0)
 ONE: Final = Decimal(1)
@@ -150,7 +150,7 @@ class Holding:
 
     @property
     def is_contract(self) -> bool:
-        return self.instrument.kind is InstrumentKind.PERPETUAL
+        return self.instrument.kind in CONTRACT_KINDS
 
 
 @attrs.frozen(kw_only=True)
@@ -455,7 +455,7 @@ class Account:
         self._instruments[instrument.id] = instrument
         fee = self._fee_reserve(instrument, price, size)
         settle = instrument.settlement_currency
-        if instrument.kind is InstrumentKind.PERPETUAL:
+        if instrument.kind in CONTRACT_KINDS:
             (amount,) = self._contract_reservations(
                 instrument, self._position(instrument.id), [(side, price, size)]
             )
@@ -575,7 +575,7 @@ class Account:
         self._instruments[instrument.id] = instrument
         side = admission.side
         position = self._position(instrument.id)
-        contract = instrument.kind is InstrumentKind.PERPETUAL
+        contract = instrument.kind in CONTRACT_KINDS
         if admission.reduce_only:
             total = sum((size for _, size in admission.fills), ZERO)
             if admission.rest is not None:
@@ -670,7 +670,7 @@ class Account:
         held = self._holdings.get(instrument.id) or Holding(instrument=instrument)
         holding, pnl = self._trade(held, side, price, size)
         self._holdings[instrument.id] = attrs.evolve(holding, fees=holding.fees + fee)
-        if kind is InstrumentKind.PERPETUAL:
+        if kind in CONTRACT_KINDS:
             self._add(settle, pnl)
             self._allocate(instrument.id)
         else:

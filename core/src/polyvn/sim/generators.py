@@ -14,7 +14,8 @@ trades fill does depend on the users' orders).
 
     1. the fair price moves by a whole number of ticks drawn uniformly from
        ``−max_step_ticks..max_step_ticks`` (not at the first step), kept within the bounds;
-    2. for a perpetual, the mark and index prices are set to it (liquidations follow);
+    2. for a perpetual or future, the mark and index prices are set to it (liquidations
+       follow);
     3. the house's maker ladder is brought to ``levels`` levels a side: asks at ``fair +
        half_spread_ticks + k × level_gap_ticks`` ticks, bids at ``fair − half_spread_ticks −
        k × level_gap_ticks`` ticks (``k`` from 0), each of ``level_size``. Orders already at a
@@ -92,7 +93,7 @@ from polyvn.models import (
     TimeInForce,
     Trade,
 )
-from polyvn.sim.orders import InstrumentState, OrderRequest
+from polyvn.sim.orders import CONTRACT_KINDS, InstrumentState, OrderRequest
 
 if TYPE_CHECKING:
     from polyvn.engine.recording import ReplaySource
@@ -268,7 +269,7 @@ class LiquiditySpec:
     :param min_price: Lowest fair price and quote (None: one tick; for a binary one tick).
     :param max_price: Highest (None: unbounded; for a binary 1 − tick).
     :param end_ms: No step after this (None: forever).
-    :param set_marks: Set the mark and index price of a perpetual to the fair price.
+    :param set_marks: Set the mark and index price of a perpetual or future to the fair price.
     :param quotes: How the house quotes and trades.
     """
 
@@ -349,7 +350,7 @@ class RandomWalkLiquidity:
         if venue.state(instrument.id) is not InstrumentState.OPEN:
             return
         fair = self.fair_price
-        if spec.set_marks and instrument.kind is InstrumentKind.PERPETUAL:
+        if spec.set_marks and instrument.kind in CONTRACT_KINDS:
             venue.set_mark_price(instrument.id, fair, index_price=fair, now_ms=now_ms)
         desired = _ladder(
             self._fair,

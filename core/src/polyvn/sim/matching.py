@@ -89,6 +89,7 @@ from polyvn.models import (
 from polyvn.sim.book import Book, BookSide
 from polyvn.sim.events import OrderEvent
 from polyvn.sim.orders import (
+    CONTRACT_KINDS,
     CancelReason,
     InstrumentState,
     Match,
@@ -936,7 +937,7 @@ class MatchingEngine:
             return invalid, "a market order has no price: send a limit ioc or fok order"
         if request.post_only and (market or tif is not TimeInForce.GTC):
             return invalid, "post-only orders are limit gtc orders"
-        if request.reduce_only and instrument.kind is not InstrumentKind.PERPETUAL:
+        if request.reduce_only and instrument.kind not in CONTRACT_KINDS:
             return invalid, f"reduce-only needs a position; {instrument.id} has none"
         if request.expires_at_ms is not None:
             if market or tif is not TimeInForce.GTC:

@@ -25,9 +25,13 @@ from typing import Final
 
 import attrs
 
-from polyvn.models import OrderStatus, OrderType, Side, TimeInForce, VenueOrder
+from polyvn.models import InstrumentKind, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 
 ZERO: Final = Decimal(0)
+
+CONTRACT_KINDS: Final = frozenset({InstrumentKind.PERPETUAL, InstrumentKind.FUTURE})
+"""Linear contracts: margined positions with leverage (perpetuals pay funding, futures
+do not; the simulator does not deliver futures at expiry)."""
 
 
 class RejectReason(enum.StrEnum):
@@ -300,6 +304,7 @@ class Match:
 
 
 __all__ = [
+    "CONTRACT_KINDS",
     "CancelReason",
     "InstrumentState",
     "Match",

@@ -105,6 +105,7 @@ from polyvn.sim.events import (
 from polyvn.sim.fees import SimVenueModel
 from polyvn.sim.matching import Execution, MatchingEngine, Problem
 from polyvn.sim.orders import (
+    CONTRACT_KINDS,
     CancelReason,
     InstrumentState,
     Match,
@@ -286,10 +287,10 @@ class Venue:
         max_leverage: Decimal = Decimal(100),
         mark_price: Decimal | None = None,
     ) -> None:
-        """List *instrument*: spot, linear perpetual (settled in its quote) or binary.
+        """List *instrument*: spot, linear perpetual or future (settled in its quote) or binary.
 
-        :param max_leverage: The most leverage an account may set (perpetuals).
-        :param mark_price: A first mark price (perpetuals; no event).
+        :param max_leverage: The most leverage an account may set (perpetuals, futures).
+        :param mark_price: A first mark price (perpetuals, futures; no event).
         """
         name = instrument.id
         if instrument.exchange != self.exchange:
@@ -297,11 +298,11 @@ class Venue:
                 f"instrument {name} is on {instrument.exchange!r}, not {self.exchange!r}"
             )
         kind = instrument.kind
-        if kind not in (InstrumentKind.SPOT, InstrumentKind.PERPETUAL, InstrumentKind.BINARY):
+        if kind not in (InstrumentKind.SPOT, InstrumentKind.BINARY, *CONTRACT_KINDS):
             raise ValueError(f"instrument {name}: {kind} instruments are not simulated")
         in_quote = instrument.settlement_currency == instrument.quote
-        if kind is InstrumentKind.PERPETUAL and not in_quote:
-            raise ValueError(f"instrument {name}: only linear perpetuals (settled in the quote)")
+        if kind in CONTRACT_KINDS and not in_quote:
+            raise ValueError(f"instrument {name}: only linear contracts (settled in the quote)")
         if kind is InstrumentKind.BINARY and not in_quote:
             raise ValueError(f"instrument {name}: a binary is quoted in its settlement currency")
         self._engine.add_instrument(instrument)
@@ -588,9 +589,10 @@ class Venue:
         margin_mode: MarginMode | None = None,
         now_ms: int,
     ) -> Problem | None:
-        """Set the account's leverage (and margin mode, when given) in a perpetual. Refused
-        (``position_or_orders_open``) unless the account is flat there with no open orders;
-        ``invalid_leverage`` below 1, above the instrument's maximum, or for a non-perpetual."""
+        """Set the account's leverage (and margin mode, when given) in a perpetual or future.
+        Refused (``position_or_orders_open``) unless the account is flat there with no open
+        orders; ``invalid_leverage`` below 1, above the instrument's maximum, or for an
+        instrument without margin."""
         with self._op(now_ms):
             account = self._accounts.get(account_id)
             if account is None:
@@ -599,7 +601,7 @@ class Venue:
                 inst = self._engine.instrument(instrument)
             except KeyError:
                 return RejectReason.UNKNOWN_INSTRUMENT, f"unknown instrument {instrument!r}"
-            if inst.kind is not InstrumentKind.PERPETUAL:
+            if inst.kind not in CONTRACT_KINDS:
                 return RejectReason.INVALID_LEVERAGE, f"{inst.id} trades without margin"
             if not leverage.is_finite() or not ONE <= leverage <= self._max_leverage[inst.id]:
                 return (
