@@ -7,14 +7,24 @@ from typing import Any
 
 import attrs
 import pytest
+import trio
 
 from polyvn import hookimpl
-from polyvn.models import Capability, OrderStatus, Side, VenueOrder
+from polyvn.adapters import FeedSink
+from polyvn.models import (
+    BookUpdate,
+    Capability,
+    Feed,
+    FeedHealth,
+    OrderStatus,
+    Side,
+    VenueOrder,
+)
 from polyvn.plugins import Plugins, load_plugins
 from polyvn.testing.cases import EXCHANGE_CASES, CaseFailed, CaseSkipped, Outcome
 from polyvn.testing.exchange import open_exchange_env
 from polyvn.testing.pytest_plugin import ExchangeConformance
-from tests.testing.venue_skin import EXCHANGE, KitSimulator, KitVenuePlugin
+from tests.testing.venue_skin import EXCHANGE, KitFeeds, KitSimulator, KitVenuePlugin
 
 
 def kit_plugins(plugin: object | None = None) -> Plugins:
@@ -210,3 +220,86 @@ def test_plugins_check_of_a_strategy(capsys: pytest.CaptureFixture[str]) -> None
     assert out[-1] == "5 cases: 5 passed, 0 skipped, 0 failed"
     assert main(["plugins", "check", "ema_cross", "--params", "[1]"]) == 1
     assert capsys.readouterr().err.endswith("polyvn: error: --params must be a JSON object\n")
+
+
+class GhostFeeds(KitFeeds):
+    """A broken feed: it hides that the connection dropped and hands the snapshot sent after a
+    reconnect on as changes to the book it had, so levels removed meanwhile stay (ghosts)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.last_sequence: dict[Feed, int | None] = {}
+
+    async def run(self, sink: FeedSink, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await super().run(_GhostSink(sink, self.last_sequence), task_status=task_status)
+
+
+@attrs.define
+class _GhostSink:
+    inner: FeedSink
+    last_sequence: dict[Feed, int | None]
+
+    def feed_update(self, feed: Feed, update: Any) -> None:
+        if isinstance(update, BookUpdate):
+            if update.snapshot and feed in self.last_sequence:
+                update = attrs.evolve(
+                    update, snapshot=False, prev_sequence=self.last_sequence[feed]
+                )
+            self.last_sequence[feed] = update.sequence
+        self.inner.feed_update(feed, update)
+
+    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
+        if health is not FeedHealth.DOWN:
+            self.inner.feed_health(feed, health)
+
+    def feed_malformed(self, reason: str) -> None:
+        self.inner.feed_malformed(reason)
+
+
+class GhostPlugin(KitVenuePlugin):
+    @hookimpl
+    def polyvn_feed_provider(
+        self, exchange: str, settings: Any, credentials: Any
+    ) -> GhostFeeds | None:
+        return GhostFeeds(settings, credentials) if exchange == EXCHANGE else None
+
+
+async def test_ghost_levels_after_a_reconnect_fail_ex_feed_02() -> None:
+    async with open_exchange_env(kit_plugins(GhostPlugin()), EXCHANGE) as env:
+        with pytest.raises(CaseFailed, match="the book differs from the venue's"):
+            await EXCHANGE_CASES["EX-FEED-02"].check(env)
+
+
+class SilentFeeds(KitFeeds):
+    """A broken feed: it skips a malformed frame without reporting it to the engine."""
+
+    async def run(self, sink: FeedSink, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await super().run(_Silent(sink), task_status=task_status)
+
+
+@attrs.define
+class _Silent:
+    inner: FeedSink
+
+    def feed_update(self, feed: Feed, update: Any) -> None:
+        self.inner.feed_update(feed, update)
+
+    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
+        self.inner.feed_health(feed, health)
+
+    def feed_malformed(self, reason: str) -> None:
+        pass
+
+
+class SilentPlugin(KitVenuePlugin):
+    @hookimpl
+    def polyvn_feed_provider(
+        self, exchange: str, settings: Any, credentials: Any
+    ) -> SilentFeeds | None:
+        return SilentFeeds(settings, credentials) if exchange == EXCHANGE else None
+
+
+async def test_an_uncounted_malformed_frame_fails_ex_feed_04() -> None:
+    async with open_exchange_env(kit_plugins(SilentPlugin()), EXCHANGE, timeout=2.0) as env:
+        with pytest.raises(CaseFailed, match="the malformed message was not counted"):
+            await EXCHANGE_CASES["EX-FEED-04"].check(env)

@@ -201,6 +201,17 @@ class KitSimulator:
         self.venue.place_order(TAKER, request, now_ms=self._now())
         self.publish()
 
+    def quote(self, instrument: str, side: Side, price: Decimal, size: Decimal) -> str:
+        request = OrderRequest(instrument=instrument, side=side, size=size, price=price)
+        result = self.venue.place_order(TAKER, request, now_ms=self._now())
+        assert result.order is not None, result.message
+        self.publish()
+        return result.order.order_id
+
+    def withdraw(self, instrument: str, order_id: str) -> None:
+        self.venue.cancel_order(TAKER, order_id=order_id, now_ms=self._now())
+        self.publish()
+
     # -- serving -------------------------------------------------------------------------
 
     async def serve(
@@ -672,6 +683,7 @@ class KitFeeds:
         except Exception as exc:  # count, skip, go on
             self.malformed += 1
             log.warning("%s: malformed message skipped (%r)", EXCHANGE, exc)
+            sink.feed_malformed(f"{type(exc).__name__}: {exc}")
             return
         if feed not in self.feeds:
             return

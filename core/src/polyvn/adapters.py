@@ -157,6 +157,12 @@ class FeedSink(Protocol):
         """*feed* became ok, stale, resyncing or down."""
         ...
 
+    def feed_malformed(self, reason: str) -> None:
+        """The provider received a frame it could not decode and skipped it (it logs it
+        itself; *reason* says what was wrong, without the frame's secrets). The engine counts
+        these in ``polyvn_feed_malformed_total``."""
+        ...
+
 
 @runtime_checkable
 class FeedProvider(Protocol):

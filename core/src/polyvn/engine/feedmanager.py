@@ -77,7 +77,9 @@ Malformed updates
     An update that makes the manager's own code raise (a wrong type for the feed, a book update
     of another instrument, levels the book cannot hold) is counted as *malformed* and logged;
     a malformed book update also resyncs the book, whose state is then unknown. The
-    provider's task never sees the exception.
+    provider's task never sees the exception. A frame the provider itself cannot decode is
+    its to log and skip; it reports it with ``sink.feed_malformed(reason)``, counted in the
+    same ``malformed`` statistic.
 
 Details beyond :class:`~polyvn.engine.contracts.MarketView`
     :meth:`~FeedManager.latest` and :meth:`~FeedManager.health` take an optional ``account``
@@ -237,7 +239,8 @@ class FeedManagerStatistics:
     resyncs: int
     """Counter: book resyncs after a gap, a checksum mismatch or a malformed book update."""
     malformed: int
-    """Counter: updates the manager could not handle (logged, then skipped)."""
+    """Counter: updates the manager could not handle (logged, then skipped), and frames the
+    providers could not decode (``FeedSink.feed_malformed``)."""
     subscriber_errors: int
     """Counter: subscriber calls that raised."""
     unrouted: int
@@ -337,6 +340,10 @@ class _Upstream:
         state = self.feeds.get(feed)
         if state is not None:
             self.manager._provider_health(state, health)
+
+    def feed_malformed(self, reason: str) -> None:
+        """The provider skipped a frame it could not decode: counted (the provider logs it)."""
+        self.manager._malformed_count += 1
 
 
 class _FeedState:

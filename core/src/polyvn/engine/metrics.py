@@ -104,7 +104,8 @@ METRICS: Final[Mapping[str, str]] = {
     "polyvn_feed_slow_switches_total": "Moves of a subscription from direct calls to a mailbox.",
     "polyvn_feed_resyncs_total": "Book resyncs after a sequence gap, a checksum mismatch or a "
     "malformed update.",
-    "polyvn_feed_malformed_total": "Feed updates the engine could not handle (logged, skipped).",
+    "polyvn_feed_malformed_total": "Feed frames that could not be decoded or handled "
+    "(logged, skipped).",
     "polyvn_feed_subscriber_errors_total": "Subscriber calls that raised (logged, skipped).",
     "polyvn_feed_unrouted_total": "Updates of feeds no longer subscribed (late after an "
     "unsubscribe).",

@@ -82,6 +82,15 @@ class SimulatorControls(Protocol):
         (the kit's own resting orders included)."""
         ...
 
+    def quote(self, instrument: str, side: Side, price: Decimal, size: Decimal) -> str:
+        """Another account rests a limit order (it must not cross); returns its venue order id
+        for :meth:`withdraw`."""
+        ...
+
+    def withdraw(self, instrument: str, order_id: str) -> None:
+        """Cancel an order :meth:`quote` placed."""
+        ...
+
 
 @attrs.define
 class ExchangeEnv:
@@ -784,6 +793,9 @@ def _levels(update: BookUpdate | OrderBook, depth: int) -> tuple[list[Any], list
     return list(update.bids[:depth]), list(update.asks[:depth])
 
 
+_ALL_LEVELS = 1_000
+
+
 async def _book_matches_venue(
     env: ExchangeEnv, controls: SimulatorControls, *, depth: int = 10
 ) -> None:
@@ -854,10 +866,24 @@ async def check_reconnect(env: ExchangeEnv) -> None:
     controls = env.controls
     instrument = await env.pick_instrument()
     await _book_matches_venue(env, controls)
+    # A bid well below the venue's own ladder, at a price its market maker does not quote:
+    # withdrawn while the feed is away, it must be gone from the book after the reconnect.
+    reference = controls.reference_book(instrument.id)
+    if not reference.bids:
+        raise CaseFailed("the venue's book has no bids to quote below")
+    lowest = reference.bids[-1][0]
+    price = lowest - instrument.tick_size * 5
+    if price <= 0:
+        raise CaseFailed(f"no room below the venue's lowest bid {lowest}")
+    quoted = controls.quote(instrument.id, Side.BUY, price, instrument.min_size)
+    await _book_matches_venue(env, controls, depth=_ALL_LEVELS)
+    if price not in {level[0] for level in _levels(await env.book(), _ALL_LEVELS)[0]}:
+        raise CaseFailed(f"a bid quoted at {price} never reached the book")
     controls.faults.drop_websockets()
+    controls.withdraw(instrument.id, quoted)
     controls.take(instrument.id, Side.BUY, instrument.min_size * 3)
     controls.take(instrument.id, Side.SELL, instrument.min_size * 3)
-    await _book_matches_venue(env, controls)
+    await _book_matches_venue(env, controls, depth=_ALL_LEVELS)
 
 
 @case(
@@ -892,13 +918,22 @@ async def check_malformed(env: ExchangeEnv) -> None:
     controls = env.controls
     instrument = await env.pick_instrument()
     await _book_matches_venue(env, controls)
+    market = await env.market()
+    before = market.statistics().malformed
     controls.faults.malformed_next(1)
     controls.take(instrument.id, Side.BUY, instrument.min_size)
     controls.take(instrument.id, Side.SELL, instrument.min_size)
     await _book_matches_venue(env, controls)
-    counted = controls.faults.statistics().malformed
-    if counted < 1:
+    if controls.faults.statistics().malformed < 1:
         raise CaseSkipped("the simulator sent no malformed message (its skin does not inject them)")
+    with trio.move_on_after(env.timeout):
+        while market.statistics().malformed == before:  # noqa: ASYNC110 - polling a counter
+            await trio.sleep(0.02)
+    if market.statistics().malformed == before:
+        raise CaseFailed(
+            "the malformed message was not counted: the provider must call "
+            "sink.feed_malformed(reason) for a frame it skips"
+        )
 
 
 # -- engine-level cases -------------------------------------------------------------------

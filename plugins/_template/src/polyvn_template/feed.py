@@ -202,6 +202,7 @@ class TemplateFeedProvider:
     def _dispatch(self, message: Any, sink: FeedSink) -> None:
         if not isinstance(message, Mapping):
             log.warning("%s feed: ignored a message that is not an object", EXCHANGE)
+            sink.feed_malformed("a message that is not a JSON object")
             return
         if "event" in message or "op" in message:
             self._event(message, sink)
@@ -216,6 +217,7 @@ class TemplateFeedProvider:
             updates = [PARSERS[feed.type](item) for item in message["data"]]
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("%s feed %s: unreadable message: %s", EXCHANGE, feed_key(feed), exc)
+            sink.feed_malformed(f"{feed_key(feed)}: {exc}")
             if feed.type is FeedType.BOOK:
                 self._start_resync(sink, feed)
             return
