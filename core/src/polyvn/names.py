@@ -23,6 +23,7 @@ __all__ = [
     "PUBSUB_MAX_BYTES",
     "REPLIES_CHANNEL",
     "REPLIES_CHANNEL_GLOB",
+    "Collection",
     "ConsumerGroup",
     "Stream",
     "bot_fence_key",
@@ -200,3 +201,20 @@ class ConsumerGroup(enum.StrEnum):
 
 PUBSUB_MAX_BYTES: Final = 10240
 """Largest Pub/Sub payload, in bytes of UTF-8 JSON. A larger event goes to its stream only."""
+
+
+class Collection(enum.StrEnum):
+    """MongoDB collections the persistence workers write and the CMS reads (see docs/storage.md).
+    Every document carries exchange.
+    """
+
+    BOTS = "bots"
+    ORDERS = "orders"
+    FILLS = "fills"
+    POSITIONS = "positions"
+    BALANCES = "balances"
+    PNL_SNAPSHOTS = "pnl_snapshots"
+    BOT_EVENTS = "bot_events"
+    ENGINES = "engines"
+    AUDIT_LOG = "audit_log"
+    DEAD_LETTERS = "dead_letters"
