@@ -807,10 +807,18 @@ async def _book_matches_venue(
             if book.valid and _levels(book, depth) == _levels(truth, depth):
                 return
             await trio.sleep(0.05)
-    raise CaseFailed(
-        f"the book differs from the venue's: ours {_levels(book, 3)}, "
-        f"venue {_levels(controls.reference_book(instrument.id), 3)}"
-    )
+    ours, venue = _levels(book, depth), _levels(controls.reference_book(instrument.id), depth)
+    if not book.valid:
+        raise CaseFailed("the book never became valid again (still resyncing or down)")
+    differences = []
+    for name, mine, theirs in (("bids", ours[0], venue[0]), ("asks", ours[1], venue[1])):
+        extra = [(str(p), str(q)) for p, q in mine if (p, q) not in theirs]
+        missing = [(str(p), str(q)) for p, q in theirs if (p, q) not in mine]
+        if extra:
+            differences.append(f"{name} the venue does not have {extra[:3]}")
+        if missing:
+            differences.append(f"{name} missing {missing[:3]}")
+    raise CaseFailed("the book differs from the venue's: " + "; ".join(differences))
 
 
 @case(
