@@ -554,6 +554,56 @@ def replay_command(
         raise CommandError(f"the strategy failed: {report.bot_state_reason}")
 
 
+# -- polyvn demo ---------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option(
+    "--exchange",
+    default=None,
+    help="The exchange whose simulator to run (default: the first installed one that has one).",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Seed of the simulated market."
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+def demo_command(exchange: str | None, seed: int, duration: float | None) -> None:
+    """Run the demo: an exchange's venue simulator, an engine and three bots (one live on the
+    simulator, two paper-trading), with a live view of bots, orders, fills and PnL until Ctrl-C,
+    which stops everything cleanly. Nothing to configure."""
+    import trio
+
+    from polyvn.demo.run import DemoError, DemoPlugin, run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    plugins = _quiet_plugins()
+    plugins.register(DemoPlugin(), name="polyvn.demo", distribution="polyvn")
+    try:
+        trio.run(
+            functools.partial(
+                run_demo,
+                plugins,
+                exchange=exchange,
+                seed=seed,
+                duration=duration,
+                out=sys.stdout,
+                terminal=sys.stdout.isatty(),
+            )
+        )
+    except DemoError as exc:
+        raise CommandError(str(exc)) from None
+    except BaseException as exc:
+        leaves = _leaf_exceptions(exc)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            return  # Ctrl-C before the signal handler was in place: nothing had started
+        raise
+
+
 # -- polyvn sim ----------------------------------------------------------------------------
 
 

@@ -243,12 +243,19 @@ class Engine:
             self._public.add(exchange)
 
     def _hold_private_feeds(self) -> None:
-        """Hold every wallet's private feeds, so order updates and fills reach the tracker."""
+        """Hold every wallet's private feeds, so order updates and fills reach the tracker. A
+        private feed the venue lacks (the provider's ValueError) is left out: what it would
+        carry comes from queries (reconciliation) instead."""
         for wallet in self.config.wallets.values():
             sink = _PrivateFeeds(self, wallet.id)
             for kind in PRIVATE_FEEDS:
                 feed = Feed(exchange=wallet.exchange, type=kind, params="")
-                self._private_holds.append(self.market.subscribe(feed, sink, account=wallet.id))
+                try:
+                    hold = self.market.subscribe(feed, sink, account=wallet.id)
+                except ValueError as exc:
+                    log.info("wallet %s: no %s feed (%s)", wallet.id, kind.value, exc)
+                    continue
+                self._private_holds.append(hold)
 
     def _hold_price_feeds(self) -> None:
         """Subscribe the feeds each price source reads and pass it their updates. A source
