@@ -40,3 +40,12 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A server only this test uses: it may stop and restart it."""
     with RedisServer(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server only this test uses, keeping acknowledged writes across a kill (AOF)."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    with RedisServer(workdir, durable=True) as server:
+        yield server

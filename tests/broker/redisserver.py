@@ -1,7 +1,8 @@
 """A throwaway ``redis-server`` of a test's own, on a free port of 127.0.0.1.
 
 Never the shared server on 6379: a test may stop, restart or flush its own at will. No
-persistence (``--save "" --appendonly no``): a restart starts empty, like a lost server.
+snapshots (``--save ""``) and, unless a test asks for a durable server, no AOF
+(``--appendonly no``): a restart then starts empty, like a lost server.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process; :meth:`stop` and :meth:`start` keep its port."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, *, port: int | None = None, durable: bool = False) -> None:
         self.workdir = workdir
         self.port = port if port is not None else free_port()
+        self.durable = durable
+        """Keep every acknowledged write across a kill (AOF, fsync always), like a production
+        server; by default a restart starts empty."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +50,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.durable else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.workdir),
                 "--logfile",

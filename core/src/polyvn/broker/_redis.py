@@ -126,6 +126,7 @@ class RedisClient:
             client_name=name,
         )
         self._limiter = trio.CapacityLimiter(threads)
+        self._scripts: dict[str, Script] = {}
 
     def __repr__(self) -> str:
         return f"RedisClient({redact(self.url)!r}, name={self.name!r})"
@@ -272,7 +273,9 @@ class RedisClient:
 
     def script(self, source: str) -> Script:
         """A Lua script run by its SHA (loaded on first use and again after a restart)."""
-        return Script(self, self._client.register_script(source))
+        if source not in self._scripts:
+            self._scripts[source] = Script(self, self._client.register_script(source))
+        return self._scripts[source]
 
 
 class Script:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 from polyvn.errors import PolyvnError
 
 
@@ -14,9 +16,27 @@ class BrokerUnavailableError(BrokerError):
     work; what was in flight may or may not have been applied."""
 
 
+class Problem(enum.StrEnum):
+    """What was wrong with a refused payload (the label it is counted under)."""
+
+    MALFORMED = "malformed"
+    """Not UTF-8, not JSON, or not a JSON object."""
+    UNKNOWN_TYPE = "unknown_type"
+    """A ``type`` this version does not know."""
+    INVALID = "invalid"
+    """A field is missing, unknown or does not validate."""
+    OVERSIZED = "oversized"
+    """Larger than the channel allows."""
+
+
 class InvalidEnvelopeError(PolyvnError, ValueError):
     """A payload on the bus is not a valid envelope (not UTF-8 JSON, an unknown type, a field
-    that does not validate, too large). The message says which, never the payload."""
+    that does not validate, too large). The message says which and where, never the whole
+    payload; ``problem`` classifies it."""
+
+    def __init__(self, message: str, problem: Problem) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class EngineUnreachableError(BrokerError):
@@ -34,4 +54,5 @@ __all__ = [
     "EngineUnreachableError",
     "InvalidEnvelopeError",
     "LeaseLostError",
+    "Problem",
 ]
