@@ -1,0 +1,105 @@
+"""OKX's book checksum: CRC32 of the interleaved top 25 levels, as a signed 32-bit integer."""
+
+from __future__ import annotations
+
+import zlib
+from decimal import Decimal
+
+import pytest
+
+from polyvn.engine.book import BookChecksumError, OrderBook
+from polyvn.models import BookUpdate
+from polyvn_okx import parse
+
+
+def signed_crc(text: str) -> int:
+    value = zlib.crc32(text.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def test_venue_reference_vector() -> None:
+    # VENUES.md O4 (bmoscon/orderbook's OKX test): one bid, three asks.
+    bids = [("3366.1", "7")]
+    asks = [("3366.8", "9"), ("3368", "8"), ("3372", "8")]
+    assert parse.checksum_of(bids, asks) == 831078360
+
+
+def test_okx_documentation_example_interleaves_bids_and_asks() -> None:
+    bids = [("3366.1", "7"), ("3366", "6")]
+    asks = [("3366.8", "9"), ("3368", "8")]
+    assert parse.checksum_of(bids, asks) == signed_crc("3366.1:7:3366.8:9:3366:6:3368:8")
+
+
+def test_the_longer_side_continues_alone() -> None:
+    bids = [("10", "1"), ("9", "2"), ("8", "3")]
+    asks = [("11", "4")]
+    assert parse.checksum_of(bids, asks) == signed_crc("10:1:11:4:9:2:8:3")
+    assert parse.checksum_of([], asks) == signed_crc("11:4")
+
+
+def test_only_the_top_25_levels_count() -> None:
+    bids = [(f"{1000 - i}.5", f"{i + 1}") for i in range(30)]
+    asks = [(f"{1001 + i}.5", f"{i + 2}") for i in range(30)]
+    expected = signed_crc(
+        ":".join(f"{b[0]}:{b[1]}:{a[0]}:{a[1]}" for b, a in zip(bids[:25], asks[:25], strict=True))
+    )
+    assert parse.checksum_of(bids, asks) == expected
+    assert -(1 << 31) <= expected < (1 << 31)
+    deeper = [*bids[:25], ("900", "99")]
+    assert parse.checksum_of(deeper, asks) == expected
+    moved = [("1000.5", "2"), *bids[1:]]
+    assert parse.checksum_of(moved, asks) != expected
+
+
+def test_engine_book_prints_prices_as_okx_sent_them() -> None:
+    """The FeedManager's book (Decimal keys) gives the same checksum as the strings: trailing
+    zeros and tiny sizes survive (``format(d, "f")``, never ``1E-8``)."""
+    bids = [("8476.97", "256"), ("8476.90", "0.00000001")]
+    asks = [("8476.98", "415"), ("8477.10", "3.50")]
+    book = OrderBook("okx", "BTC-USDT")
+    book.apply(
+        BookUpdate(
+            exchange="okx",
+            instrument="BTC-USDT",
+            snapshot=True,
+            bids=tuple((Decimal(p), Decimal(s)) for p, s in bids),
+            asks=tuple((Decimal(p), Decimal(s)) for p, s in asks),
+            timestamp=0,
+        )
+    )
+    assert parse.checksum(book) == parse.checksum_of(bids, asks)
+    assert parse.checksum(book) == signed_crc(
+        "8476.97:256:8476.98:415:8476.90:0.00000001:8477.10:3.50"
+    )
+
+
+def test_engine_book_verifies_okx_checksums() -> None:
+    """parse.checksum is a polyvn.engine.book.Checksum: a book given it refuses a mismatch."""
+    book = OrderBook("okx", "BTC-USDT", checksum=parse.checksum)
+    good = signed_crc("3366.1:7:3366.8:9")
+    level = ((Decimal("3366.1"), Decimal(7)),)
+    ask = ((Decimal("3366.8"), Decimal(9)),)
+    book.apply(
+        BookUpdate(
+            exchange="okx",
+            instrument="BTC-USDT",
+            snapshot=True,
+            bids=level,
+            asks=ask,
+            checksum=good,
+            timestamp=0,
+        )
+    )
+    assert book.valid
+    bad = BookUpdate(
+        exchange="okx",
+        instrument="BTC-USDT",
+        snapshot=True,
+        bids=level,
+        asks=ask,
+        checksum=good + 1,
+        timestamp=0,
+    )
+    with pytest.raises(BookChecksumError):
+        book.apply(bad)
+    assert not book.valid
