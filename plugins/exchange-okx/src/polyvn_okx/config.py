@@ -75,7 +75,7 @@ class Settings:
         "wss://wspap.okx.com:8443/ws/v5/business.",
         min_length=1,
     )
-    demo: bool = setting(
+    demo_trading: bool = setting(
         default=False,
         label="Demo trading",
         help="Send x-simulated-trading: 1, OKX's demo-trading environment (demo API keys only "
