@@ -100,6 +100,17 @@ log = logging.getLogger(__name__)
 TERMINAL: Final = frozenset({BotState.STOPPED, BotState.ERROR, BotState.RISK_STOPPED})
 RETRYABLE: Final = ("OOM", "LOADING", "READONLY", "MISCONF", "BUSY", "TRYAGAIN", "MASTERDOWN")
 """Error replies that mean "not now" rather than "never": the batch is retried."""
+_BOT_STATE_CHANGED: Final = EventType.BOT_STATE_CHANGED
+_ENGINE_STOPPED: Final = EventType.ENGINE_STOPPED
+_WATCHED: Final = frozenset(
+    {
+        EventType.BOT_STATE_CHANGED,
+        EventType.ENGINE_STARTED,
+        EventType.ENGINE_HEARTBEAT,
+        EventType.ENGINE_STOPPED,
+    }
+)
+"""Event types the bus acts on itself (leases, the engine key)."""
 _KINDS: Final = frozenset(kind.value for kind in CommandType)
 _STREAMS: Final = {kind: None if s is None else str(s) for kind, s in EVENT_STREAMS.items()}
 
@@ -119,7 +130,7 @@ class RedisBusConfig:
     """Seconds between fsyncs of the journal (0: every write)."""
     buffer_events: int = 100_000
     """Events held in memory before :meth:`RedisBus.publish` moves them to the journal."""
-    batch_events: int = 1000
+    batch_events: int = 2000
     """Events per pipelined write."""
     lease_ttl: float = 15.0
     """Seconds a bot lease lives without renewal (renewed every third of it)."""
@@ -189,6 +200,7 @@ class RedisBus:
             self._requests, engine_id=self.engine_id, ttl=config.lease_ttl, on_lost=self._lease_lost
         )
         self._engine_channel = engine_channel(engine_id=self.engine_id)
+        self._engine_key = engine_key(engine_id=self.engine_id)
         self._channels: dict[str, str] = {}
         self._buffer: list[Record] = []
         self._seq = journal.last_seq
@@ -196,7 +208,11 @@ class RedisBus:
         self._in_flight = False
         self._key_op: _KeyOp | None = None
         self._wakeup = trio.Event()
+        self._idle = False
+        """The writer waits on _wakeup (publish sets it only then: the hot path stays short)."""
         self._progress = trio.Event()
+        self._buffer_events = config.buffer_events
+        self._published = 0
         self._commands_send, self._commands_receive = trio.open_memory_channel[Command](1000)
         self._replies_send, self._replies_receive = trio.open_memory_channel[CommandReply](1000)
         self._claims: dict[str, tuple[str, int]] = {}
@@ -204,7 +220,6 @@ class RedisBus:
         self._lost_notes: list[tuple[str, int]] = []
         self._stats = dict.fromkeys(
             (
-                "published",
                 "delivered",
                 "journaled",
                 "lost",
@@ -226,64 +241,74 @@ class RedisBus:
     def publish(self, event: Event) -> None:
         """Queue *event* (see the module). InvalidEnvelopeError when it cannot be serialized."""
         data = encode(event)
-        stream = _STREAMS[event.type]
-        channel: str | None = self._channel(event.exchange)
+        kind = event.type
+        stream = _STREAMS[kind]
+        exchange = event.exchange
+        channel: str | None = self._engine_channel
+        if exchange is not None:
+            channel = self._channels.get(exchange)
+            if channel is None:
+                channel = events_channel(exchange=exchange, engine_id=self.engine_id)
+                self._channels[exchange] = channel
         if len(data) > PUBSUB_MAX_BYTES:
-            if stream is None:
-                self._stats["refused"] += 1
-                log.error(
-                    "event %s (%s) of %d bytes is over the Pub/Sub limit of %d and has no "
-                    "stream: not delivered",
-                    event.id,
-                    event.type.value,
-                    len(data),
-                    PUBSUB_MAX_BYTES,
-                )
+            if not self._too_large(event, stream, len(data)):
                 return
-            self._stats["stream_only"] += 1
-            log.warning(
-                "event %s (%s) of %d bytes is over the Pub/Sub limit of %d: stream %s only",
-                event.id,
-                event.type.value,
-                len(data),
-                PUBSUB_MAX_BYTES,
-                stream,
-            )
             channel = None
-        self._watch(event)
+        if kind in _WATCHED:
+            self._watch(event)
         self._seq += 1
-        self._stats["published"] += 1
+        self._published += 1
         record = Record(self._seq, channel, stream, data)
         if self._down:
             self._journal([record], self.journal.append)
         else:
-            self._buffer.append(record)
-            if len(self._buffer) >= self.config.buffer_events:
+            buffer = self._buffer
+            buffer.append(record)
+            if len(buffer) >= self._buffer_events:
                 self._spill("the buffer is full: Redis takes events slower than they come")
-        self._wakeup.set()
+        if self._idle:
+            self._idle = False
+            self._wakeup.set()
 
-    def _channel(self, exchange: str | None) -> str:
-        if exchange is None:
-            return self._engine_channel
-        channel = self._channels.get(exchange)
-        if channel is None:
-            channel = events_channel(exchange=exchange, engine_id=self.engine_id)
-            self._channels[exchange] = channel
-        return channel
+    def _too_large(self, event: Event, stream: str | None, size: int) -> bool:
+        """Log an event over the Pub/Sub limit; whether it still goes to its stream."""
+        if stream is None:
+            self._stats["refused"] += 1
+            log.error(
+                "event %s (%s) of %d bytes is over the Pub/Sub limit of %d and has no "
+                "stream: not delivered",
+                event.id,
+                event.type.value,
+                size,
+                PUBSUB_MAX_BYTES,
+            )
+            return False
+        self._stats["stream_only"] += 1
+        log.warning(
+            "event %s (%s) of %d bytes is over the Pub/Sub limit of %d: stream %s only",
+            event.id,
+            event.type.value,
+            size,
+            PUBSUB_MAX_BYTES,
+            stream,
+        )
+        return True
 
     def _watch(self, event: Event) -> None:
         """What the bus itself does about some events: the engine key, bot leases."""
         payload = event.payload
-        key = engine_key(engine_id=self.engine_id)
-        if event.type is EventType.BOT_STATE_CHANGED:
+        kind = event.type
+        if kind is _BOT_STATE_CHANGED:
             assert isinstance(payload, BotStateChanged)
             if payload.new_state in TERMINAL:
                 self.leases.release(payload.bot_id)
         elif isinstance(payload, EngineHeartbeatEvent | EngineStarted):
             heartbeat = encode(payload.heartbeat)
-            self._key_op = _KeyOp(pack("SET", key, heartbeat, "PX", payload.heartbeat.ttl_ms))
-        elif event.type is EventType.ENGINE_STOPPED:
-            self._key_op = _KeyOp(pack("DEL", key))
+            self._key_op = _KeyOp(
+                pack("SET", self._engine_key, heartbeat, "PX", payload.heartbeat.ttl_ms)
+            )
+        elif kind is _ENGINE_STOPPED:
+            self._key_op = _KeyOp(pack("DEL", self._engine_key))
 
     def _spill(self, why: str) -> None:
         """Move the buffer to the journal (its records are newer than everything there)."""
@@ -327,6 +352,7 @@ class RedisBus:
         while True:
             if not (self._buffer or self.journal.pending or self._key_op):
                 self._wakeup = trio.Event()
+                self._idle = True
                 self._signal_progress()
                 await self._wakeup.wait()
                 continue
@@ -562,7 +588,7 @@ class RedisBus:
     def statistics(self) -> RedisBusStatistics:
         s = self._stats
         return RedisBusStatistics(
-            published=s["published"],
+            published=self._published,
             delivered=s["delivered"],
             journaled=s["journaled"],
             replayed=self.journal.statistics().replayed,
