@@ -47,6 +47,7 @@ __all__ = [
     "ExchangeDescription",
     "ExchangeKind",
     "ExchangeName",
+    "FailoverPolicy",
     "Feed",
     "FeedHealth",
     "FeedHealthChanged",
@@ -138,6 +139,16 @@ class BotMode(enum.StrEnum):
 
     LIVE = "live"
     PAPER = "paper"
+
+
+class FailoverPolicy(enum.StrEnum):
+    """What happens to a bot when the engine running it dies: reassign starts it on another live
+    engine that supports its exchange (after its lease expired, so it never runs twice); stop
+    leaves it stopped.
+    """
+
+    REASSIGN = "reassign"
+    STOP = "stop"
 
 
 class BotState(enum.StrEnum):
