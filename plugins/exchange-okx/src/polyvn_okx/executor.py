@@ -89,6 +89,8 @@ come from ``/trade/fills-history``."""
 MIN_LEVERAGE: Final = Decimal(1)
 MAX_LEVERAGE: Final = Decimal(125)
 _ALGO_HINTS: Final = 10_000
+_OWNER_LOOKUPS: Final = 10_000
+"""Orders whose owner ``fills`` looks up, at most (then fills stay as OKX lists them)."""
 _TERMINAL: Final = 3
 
 BatchResult = VenueOrder | ExchangeError
@@ -134,6 +136,9 @@ class OkxExecutor:
         self._algo_ids: OrderedDict[str, str] = OrderedDict()
         """Client order id -> algoId of the algo orders placed here: which endpoint
         ``get_order`` asks first (the answer always comes from OKX)."""
+        self._owners: dict[tuple[str, str], tuple[str, str]] = {}
+        """(instrument, ordId) of fills without a client order id -> the algo order that
+        placed it (client order id, algoId), or empty strings: nobody polyvn tracks."""
         self._wall_clock_ms = wall_clock_ms
 
     @property
@@ -589,7 +594,30 @@ class OkxExecutor:
                 if fill.timestamp < since_ms:
                     break
                 seen.setdefault(fill.id, fill)
-        return sorted(seen.values(), key=lambda f: (f.timestamp, f.id))
+        found = [await self._owned(fill) for fill in seen.values()]
+        return sorted(found, key=lambda f: (f.timestamp, f.id))
+
+    async def _owned(self, fill: Fill) -> Fill:
+        """*fill* under the client order id polyvn tracks its order by: OKX's fill lists name
+        only the order that traded, and an algo order's child carries the algo's
+        ``algoClOrdId`` on the order alone (looked up once per order)."""
+        if fill.client_order_id is not None:
+            return fill
+        key = (fill.instrument, fill.venue_order_id)
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = ("", "")
+            if len(self._owners) < _OWNER_LOOKUPS:
+                data = await self._rest.get(
+                    ORDER, {"instId": fill.instrument, "ordId": fill.venue_order_id}, signed=True
+                )
+                if data and parse.is_algo_child(data[0]):
+                    view = parse.parse_order(data[0])
+                    owner = (view.client_order_id or "", view.venue_order_id)
+                self._owners[key] = owner
+        if not owner[0]:
+            return fill
+        return attrs.evolve(fill, client_order_id=owner[0], venue_order_id=owner[1])
 
     # -- leverage ------------------------------------------------------------------------------
 
