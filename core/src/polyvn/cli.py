@@ -713,6 +713,124 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+# -- polyvn worker -------------------------------------------------------------------------
+
+
+@cli.command("worker")
+@click.option(
+    "--redis-url",
+    envvar="POLYVN_REDIS_URL",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis holding the durable streams (env POLYVN_REDIS_URL).",
+)
+@click.option(
+    "--mongo-url",
+    envvar="POLYVN_MONGO_URL",
+    default=None,
+    help="MongoDB to write (env POLYVN_MONGO_URL). Without it: an embedded MongoDB-wire "
+    "server with its data in DATA_DIR/mongo (pip install 'polyvn[embedded]').",
+)
+@click.option(
+    "--data-dir",
+    envvar="POLYVN_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="polyvn-data",
+    show_default=True,
+    help="Where the embedded server keeps its data (env POLYVN_DATA_DIR).",
+)
+@click.option("--database", default="polyvn", show_default=True, help="The MongoDB database.")
+@click.option(
+    "--consumer",
+    default=None,
+    help="This worker's name in the consumer group (default: the host name). Keep it across "
+    "restarts; give each worker its own.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--writers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Batches written to MongoDB at once.",
+)
+@click.option(
+    "--claim-idle-ms",
+    type=click.IntRange(min=0),
+    default=60_000,
+    show_default=True,
+    help="Take over entries another consumer left pending this long.",
+)
+@click.option(
+    "--claim-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds between two passes over the pending entries.",
+)
+@click.option(
+    "--max-event-bytes",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Larger entries are refused and parked in the dead-letter collection.",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds a graceful stop (SIGINT, SIGTERM) may take.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def worker_command(
+    redis_url: str,
+    mongo_url: str | None,
+    data_dir: Path,
+    database: str,
+    consumer: str | None,
+    batch_size: int,
+    writers: int,
+    claim_idle_ms: int,
+    claim_interval: float,
+    max_event_bytes: int,
+    stop_timeout: float,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Store the durable event streams in MongoDB, until SIGINT or SIGTERM (see
+    docs/storage.md): every event exactly once, refused entries parked in dead_letters."""
+    from polyvn.storage.service import WorkerConfig, run_worker_command
+    from polyvn.storage.worker import WorkerSettings
+
+    settings = WorkerSettings(
+        batch_size=batch_size,
+        writers=writers,
+        claim_idle_ms=claim_idle_ms,
+        claim_interval=claim_interval,
+        max_event_bytes=max_event_bytes,
+    )
+    config = WorkerConfig(
+        redis_url=redis_url,
+        mongo_url=mongo_url or None,
+        data_dir=data_dir,
+        database=database,
+        settings=settings,
+        stop_timeout=stop_timeout,
+        **({"consumer": consumer} if consumer else {}),
+    )
+    if run_worker_command(config, json_logs=log_format == "json", log_level=log_level):
+        raise CommandError("the worker failed or was stopped by force (see the log above)")
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 
