@@ -348,12 +348,12 @@ class WsApi:
             reply: Json = {"id": ident, "op": op, "code": code, "msg": c.MESSAGES[code], "data": []}
         else:
             reply = self._run_op(account, request, op, in_us)
+        if not decision.timeout:
+            if decision.latency:
+                self.sim.publish()
+                await trio.sleep(decision.latency)
+            conn.enqueue(json.dumps(reply))
         self.sim.publish()
-        if decision.timeout:
-            return
-        if decision.latency:
-            await trio.sleep(decision.latency)
-        conn.enqueue(json.dumps(reply))
 
     def _run_op(self, account: str, request: Json, op: str, in_us: int) -> Json:
         ident = text(request, "id")
