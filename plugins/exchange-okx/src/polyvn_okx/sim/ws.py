@@ -155,7 +155,11 @@ class WsApi:
         while True:
             deadline = conn.last_activity + self.idle_timeout
             if trio.current_time() >= deadline:
-                await conn.ws.close(IDLE_CLOSE_CODE, "No data for 30 seconds")
+                # Shielded: the reader sees the connection closed at once and ends the
+                # handler's nursery, which must not cancel the close frame on its way out
+                # (the server's own close is bounded by CLOSE_TIMEOUT).
+                with trio.CancelScope(shield=True):
+                    await conn.ws.close(IDLE_CLOSE_CODE, "No data for 30 seconds")
                 return
             await trio.sleep_until(deadline)
 
