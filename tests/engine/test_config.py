@@ -227,7 +227,7 @@ mode = "live"
 when = 2024-01-01
 """
     assert problems_of(text) == [
-        "unknown: unknown table or key; expected engine, exchanges, wallets, risk, bots",
+        "unknown: unknown table or key; expected engine, exchanges, wallets, risk, redis, bots",
         "engine.id: 'bad id' does not match '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'",
         "engine.exchanges[1]: 'Not-An-Exchange' does not match '^[a-z][a-z0-9_]{1,31}$'",
         "engine.heartbeat_interval: must be > 0, got 0.0",

@@ -26,6 +26,15 @@ The format (every table but ``[engine]`` is optional; ``docs/engine.md`` has a f
     [risk]                           # engine-wide limits across all bots (RiskLimits)
     max_daily_loss_usdc = "500"
 
+    [redis]                          # run on the Redis bus (absent: the in-process bus)
+    url_env = "POLYVN_REDIS_URL"     # the variable holding the URL (or url = "redis://host:6379/0"
+                                     # when it holds no password)
+    journal_dir = "/var/lib/polyvn/journal/e1"   # absent: polyvn-journal/<engine id>
+    journal_max_bytes = 1073741824   # the journal's bound, in bytes
+    journal_fsync_interval = 1.0     # seconds between fsyncs of the journal (0: every write)
+    lease_ttl = 15.0                 # seconds a bot lease lives without renewal
+    assign = false                   # true: place [[bots]] on the least-loaded live engine
+
     [[bots]]                         # one table per bot
     id = "mm-1"
     name = "BTC market maker"        # absent: the id
@@ -35,6 +44,7 @@ The format (every table but ``[engine]`` is optional; ``docs/engine.md`` has a f
     wallet = "main"                  # needed in live mode
     tick_interval_ms = 1000          # absent: no ticks
     cancel_on_stop = true
+    failover = "reassign"            # with [redis] assign: "reassign" or "stop" if its engine dies
     [bots.params]                    # the strategy's params
     spread = "0.002"
     [bots.risk]                      # this bot's limits (RiskLimits)
@@ -82,7 +92,7 @@ from jsonschema import Draft202012Validator
 from polyvn.adapters import Credentials
 from polyvn.engine.engine import EngineConfig, Wallet
 from polyvn.errors import InvalidParamsError, PluginError, PolyvnError
-from polyvn.models import Bot, BotMode, BotState, LogLevel, RiskLimits
+from polyvn.models import Bot, BotMode, BotState, FailoverPolicy, LogLevel, RiskLimits
 from polyvn.plugins import Plugins
 from polyvn.registry import ExchangeRegistry
 from polyvn.serialization import make_converter
@@ -91,7 +101,8 @@ from polyvn.validation import json_path, problems
 
 T = TypeVar("T")
 
-SECTIONS: Final = ("engine", "exchanges", "wallets", "risk", "bots")
+SECTIONS: Final = ("engine", "exchanges", "wallets", "risk", "redis", "bots")
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _AT: Final = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$", re.DOTALL)
 _KEY: Final = re.compile(r"\['([^']*)'\]")
@@ -100,6 +111,7 @@ _NUMBER_FOR_DECIMAL: Final = re.compile(r"^expected a decimal string, got (int|f
 _WALLET_KEYS: Final = frozenset({"exchange", "credentials_env"})
 _BOT_NAMES: Final = {"id": "Id", "exchange": "ExchangeName", "strategy": "Id", "wallet": "Id"}
 """Names in a bot's table and the schema definition each must match."""
+_PASSWORD_IN_URL: Final = re.compile(r"^[a-z]+://[^/@]*:[^/@]*@")
 _BOT_FIELDS: Final = {"wallet_id": "wallet", "risk_limits": "risk"}
 """Bot fields whose TOML key differs (for schema problems of the built Bot)."""
 
@@ -162,6 +174,34 @@ class BotSection:
     tick_interval_ms: int | None = setting(default=None, ge=1, unit="milliseconds")
     cancel_on_stop: bool = True
     paper_balances: dict[str, Decimal] | None = None
+    failover: FailoverPolicy = FailoverPolicy.REASSIGN
+
+
+@attrs.frozen(kw_only=True)
+class RedisTable:
+    """The ``[redis]`` table as written."""
+
+    url: str | None = None
+    url_env: str | None = None
+    journal_dir: str | None = None
+    journal_max_bytes: int = setting(default=1 << 30, ge=1 << 20, unit="bytes")
+    journal_fsync_interval: float = setting(default=1.0, ge=0, unit="seconds")
+    lease_ttl: float = setting(default=15.0, gt=0, unit="seconds")
+    assign: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class RedisSection:
+    """The ``[redis]`` table, checked: the engine runs on the Redis bus."""
+
+    url: str = attrs.field(repr=False)
+    """Never logged: it may hold a password (from ``url_env``)."""
+    journal_dir: Path
+    journal_max_bytes: int
+    journal_fsync_interval: float
+    lease_ttl: float
+    assign: bool
+    """Place the file's bots through the assigner instead of starting them here."""
 
 
 @attrs.frozen(kw_only=True)
@@ -176,6 +216,10 @@ class EngineFile:
     """None: no metrics server."""
     log_format: LogFormat
     log_level: LogLevel
+    redis: RedisSection | None = None
+    """None: the in-process bus."""
+    failover: Mapping[str, FailoverPolicy] = attrs.field(factory=dict)
+    """Each bot's failover policy (used when the assigner places the bots)."""
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -220,6 +264,7 @@ class _Parser:
         self.environ = environ
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self.problems: list[str] = []
+        self._failover: dict[str, FailoverPolicy] = {}
 
     def problem(self, place: str, message: str) -> None:
         self.problems.append(f"{place}: {message}" if place else message)
@@ -233,6 +278,7 @@ class _Parser:
         wallets = self._wallets(data.get("wallets", {}))
         risk = self._structure(RiskLimits, data.get("risk", {}), "risk")
         bots = self._bots(data.get("bots", []), wallets)
+        redis = self._redis(data.get("redis"), engine.id if engine is not None else "")
         if self.problems or engine is None or risk is None:
             raise ConfigError(self.source, self.problems)
         config = EngineConfig(
@@ -256,6 +302,51 @@ class _Parser:
             metrics_port=engine.metrics_port,
             log_format=engine.log_format,
             log_level=engine.log_level,
+            redis=redis,
+            failover=self._failover,
+        )
+
+    def _redis(self, data: Any, engine_id: str) -> RedisSection | None:
+        if data is None:
+            return None
+        table = self._structure(RedisTable, data, "redis")
+        if table is None:
+            return None
+        url: str | None = None
+        if (table.url is None) == (table.url_env is None):
+            self.problem("redis", "give either url or url_env (the variable holding the URL)")
+        elif table.url is not None:
+            if _PASSWORD_IN_URL.search(table.url):
+                self.problem(
+                    "redis.url",
+                    "holds a password, and config files get copied and shared; put the URL in "
+                    'an environment variable and name it: url_env = "POLYVN_REDIS_URL"',
+                )
+            else:
+                url = table.url
+        elif table.url_env is not None:
+            if not ENV_NAME.fullmatch(table.url_env):
+                self.problem(
+                    "redis.url_env", f"{table.url_env!r} is not an environment variable name"
+                )
+            elif table.url_env not in self.environ:
+                self.problem("redis.url_env", f"environment variable {table.url_env} is not set")
+            else:
+                url = self.environ[table.url_env]
+        if url is not None and not url.startswith(REDIS_SCHEMES):
+            place = "redis.url" if table.url is not None else "redis.url_env"
+            self.problem(place, f"the URL must start with {', '.join(REDIS_SCHEMES)}")
+            url = None
+        if url is None:
+            return None
+        journal = table.journal_dir or str(Path("polyvn-journal") / (engine_id or "engine"))
+        return RedisSection(
+            url=url,
+            journal_dir=Path(journal),
+            journal_max_bytes=table.journal_max_bytes,
+            journal_fsync_interval=table.journal_fsync_interval,
+            lease_ttl=table.lease_ttl,
+            assign=table.assign,
         )
 
     def _structure(self, cls: type[T], data: Any, place: str) -> T | None:
@@ -431,6 +522,7 @@ class _Parser:
                     self.problem(f"{place}.{first}{dot}{rest}" if where else place, text)
             if not found:
                 out.append(bot)
+                self._failover[bot.id] = section.failover
         return out
 
     def _json_values(self, value: Any, place: str) -> None:
@@ -589,6 +681,7 @@ __all__ = [
     "ConfigError",
     "EngineFile",
     "LogFormat",
+    "RedisSection",
     "check_config",
     "load_config",
     "parse_config",

@@ -8,8 +8,12 @@ can run it with plugins it registers itself:
    every problem on its own line and stop there (exit status 1 when there are any);
 2. set up the log (JSON lines or text on standard error, every line with the engine id);
 3. run :func:`serve` in ``trio.run``: the :class:`~polyvn.engine.engine.Engine` on an
-   :class:`~polyvn.engine.bus.InProcessBus`, the metrics server when a port is configured,
-   and a signal watcher.
+   :class:`~polyvn.engine.bus.InProcessBus`, or on the Redis bus
+   (:func:`polyvn.broker.bus.open_redis_bus`) when the file has a ``[redis]`` table, the
+   metrics server when a port is configured, and a signal watcher. With ``[redis] assign =
+   true`` the file's bots are not started here: an assigner
+   (:class:`polyvn.broker.assign.Assigner`) places each on the least-loaded live engine
+   (possibly this one) and moves it when its engine dies.
 
 Garbage collection: once the engine runs, :func:`freeze_startup_objects` moves every object
 alive then (modules, plugins, bots, books) out of the cycle collector's generations
@@ -39,7 +43,7 @@ from typing import IO, Final
 import attrs
 import trio
 
-from polyvn.engine.bus import InProcessBus
+from polyvn.engine.bus import Bus, InProcessBus
 from polyvn.engine.config import (
     ConfigError,
     EngineFile,
@@ -137,18 +141,32 @@ async def serve(
     file: EngineFile,
     plugins: Plugins,
     *,
-    bus: InProcessBus | None = None,
+    bus: Bus | None = None,
     freeze_gc: bool = False,
 ) -> int:
     """Run the engine of *file* with its metrics server until SIGINT or SIGTERM (see the
     module); returns the exit status: 0 after a graceful stop, 1 after a forced one.
 
-    :param bus: The bus (a new InProcessBus by default).
+    :param bus: The bus (by default the Redis bus when the file has ``[redis]``, else a new
+        InProcessBus).
     :param freeze_gc: Call :func:`freeze_startup_objects` once the engine runs (the command
         does; a test process sharing the interpreter should not).
     """
+    if bus is None and file.redis is not None:
+        from polyvn.broker.headless import open_bus
+
+        async with open_bus(file) as redis_bus:
+            status = await _serve(file, plugins, redis_bus, freeze_gc)
+        return status
+    return await _serve(file, plugins, bus if bus is not None else InProcessBus(), freeze_gc)
+
+
+async def _serve(file: EngineFile, plugins: Plugins, bus: Bus, freeze_gc: bool) -> int:
     config = file.engine
-    engine = Engine(config=config, plugins=plugins, bus=bus if bus is not None else InProcessBus())
+    assigning = file.redis is not None and file.redis.assign
+    if assigning:  # the assigner places the file's bots, here or on another engine
+        config = attrs.evolve(config, bots=())
+    engine = Engine(config=config, plugins=plugins, bus=bus)
     stopped = trio.Event()
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals, trio.CancelScope() as forced:
         async with trio.open_nursery() as nursery:
@@ -174,6 +192,10 @@ async def serve(
                     "metrics_port": port,
                 },
             )
+            if assigning:
+                from polyvn.broker.headless import run_assigner
+
+                nursery.start_soon(run_assigner, file, stopped)
             await stopped.wait()
             nursery.cancel_scope.cancel()
     states = {bot_id: runner.state.value for bot_id, runner in engine.runners.items()}
