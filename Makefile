@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint schemas check-schemas bench clean
+.PHONY: help install demo test lint schemas check-schemas bench clean
 
 help:
+	@echo "make demo     set up .venv and run the demo: the OKX simulator, an engine, three bots"
 	@echo "make test     set up .venv, check generated code, lint, type-check, run the tests"
 	@echo "make lint     ruff and mypy only"
 	@echo "make schemas  regenerate core/src/polyvn/{models,names}.py from schemas/"
@@ -21,6 +22,9 @@ $(STAMP): constraints.txt pyproject.toml core/pyproject.toml plugins/exchange-ok
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: install
+	$(BIN)/polyvn demo --exchange okx
 
 check-schemas: install
 	$(BIN)/polyvn schemas check

@@ -211,7 +211,8 @@ class DemoView:
 
 
 def _usd(value: Decimal) -> str:
-    return f"{value:,.2f}"
+    rounded = value.quantize(Decimal("0.0001"))
+    return f"{rounded if rounded else Decimal('0.0000'):,.4f}"  # never "-0.0000"
 
 
 async def run_demo(
@@ -249,7 +250,8 @@ async def run_demo(
         for bot in bots:
             view.bots[bot.id] = BotRow(mode=bot.mode.value, strategy=bot.strategy)
         header = [
-            f"polyvn demo: {name} simulator at {', '.join(info.base_urls.values())}",
+            f"polyvn demo: {name} simulator "
+            + ", ".join(f"{key} {url}" for key, url in list(info.base_urls.items())[:2]),
             f"engine {ENGINE_ID!r} (in-process bus, state in memory), instrument {instrument.id}",
             f"bots: {', '.join(f'{b.id} ({b.strategy}, {b.mode.value})' for b in bots)}",
             "Ctrl-C stops everything" if duration is None else f"stops after {duration:g} s",
