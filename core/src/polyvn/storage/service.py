@@ -81,7 +81,8 @@ async def serve_worker(config: WorkerConfig) -> int:
             with trio.CancelScope() as forced:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_watch_signals, signals, worker, forced, config.stop_timeout)
-                    await nursery.start(worker.run)
+                    stopped = trio.Event()
+                    await nursery.start(_run_worker, worker, stopped)
                     log.info(
                         "persistence worker %s: %s -> %s (database %s)",
                         config.consumer,
@@ -90,11 +91,24 @@ async def serve_worker(config: WorkerConfig) -> int:
                         config.database,
                         extra={"consumer": config.consumer, "streams": [str(s) for s in Stream]},
                     )
-            # run() returned: the worker stopped. (The signal watcher ends with the nursery.)
+                    await stopped.wait()
+                    nursery.cancel_scope.cancel()  # the signal watcher
     if forced.cancelled_caught:
         log.error("persistence worker stop was forced; unacknowledged entries stay pending")
         return 1
     return 0
+
+
+async def _run_worker(
+    worker: PersistenceWorker,
+    stopped: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await worker.run(task_status=task_status)
+    finally:
+        stopped.set()
 
 
 async def _watch_signals(
