@@ -219,14 +219,21 @@ class OkxFeedProvider:
         self, sink: FeedSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve feeds until cancelled; ready at once (subscriptions are sent on every
-        connection). Each socket runs its own connection loop."""
+        connection). Each socket runs its own connection loop. The REST client closes when
+        ``run`` ends."""
         self._sink = sink
-        async with trio.open_nursery() as nursery:
-            for socket in self._sockets.values():
-                if socket.login and self._credentials is None:
-                    continue
-                nursery.start_soon(self._socket_loop, socket, sink, name=f"okx {socket.name}")
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                for socket in self._sockets.values():
+                    if socket.login and self._credentials is None:
+                        continue
+                    nursery.start_soon(self._socket_loop, socket, sink, name=f"okx {socket.name}")
+                task_status.started()
+        finally:
+            # The provider is done once run ends: release the REST connections even when
+            # nobody calls aclose (which stays idempotent).
+            with trio.CancelScope(shield=True):
+                await self._rest.aclose()
 
     def subscribe(self, feed: Feed) -> None:
         """Start delivering *feed* (see the module for the feeds). ValueError for a feed OKX

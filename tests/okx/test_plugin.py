@@ -1,0 +1,247 @@
+"""The OKX plugin's hooks: the description and its forms, the factories, the dead man's switch
+handed to the engine, the simulator, venue model and price source hooks; and a live bot on
+the simulator through an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from jsonschema import Draft202012Validator
+
+import polyvn_okx.plugin
+from polyvn import Credentials, InvalidParamsError, PluginError, Plugins, load_plugins
+from polyvn.engine.bus import InProcessBus
+from polyvn.engine.clock import EngineClock
+from polyvn.engine.contracts import ExecutorContext, FlatVenueModel
+from polyvn.engine.engine import Engine, EngineConfig, Wallet
+from polyvn.engine.orders import bot_tag
+from polyvn.models import (
+    Bot,
+    BotMode,
+    BotState,
+    Capability,
+    ExchangeKind,
+    InstrumentKind,
+    OrderStatus,
+    OrderType,
+    RiskLimits,
+    Side,
+)
+from polyvn.registry import ExchangeRegistry
+from polyvn.strategy import NoParams, Strategy, StrategyContext
+from polyvn_okx.executor import DeadMansSwitch, OkxExecutor
+from polyvn_okx.feed import OkxFeedProvider
+from polyvn_okx.positions import OkxPositions
+from polyvn_okx.sim import OkxSimSettings, OkxSimulator, open_simulator
+from polyvn_okx.venue import OkxVenueModel, UsdtPriceSource
+from polyvn_okx.wallet import OkxWallet
+
+D = Decimal
+CREDENTIALS = Credentials({"api_key": "k", "secret_key": "s3cr3t-value", "passphrase": "pp"})
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    loaded = load_plugins(autoload=False, plugins=[("okx", polyvn_okx.plugin)])
+    assert not loaded.failures, loaded.failures
+    return loaded
+
+
+def test_the_entry_point_loads_the_plugin() -> None:
+    installed = load_plugins()
+    assert not installed.failures
+    description, distribution = ExchangeRegistry(installed).describe("okx")
+    assert distribution == "polyvn-exchange-okx"
+    assert description.title == "OKX"
+
+
+def test_description(plugins: Plugins) -> None:
+    description, _ = ExchangeRegistry(plugins).describe("okx")
+    assert description.kind is ExchangeKind.CEX
+    assert set(description.instrument_kinds) == {
+        InstrumentKind.SPOT,
+        InstrumentKind.PERPETUAL,
+        InstrumentKind.FUTURE,
+    }
+    assert set(description.order_types) == set(OrderType)
+    assert {Capability.CANCEL_ALL_AFTER, Capability.ALGO_ORDERS, Capability.BOOK_CHECKSUM} <= set(
+        description.capabilities
+    )
+    assert Capability.BINARY_RESOLUTION not in description.capabilities
+
+
+def test_credentials_form_is_all_secrets(plugins: Plugins) -> None:
+    description, _ = ExchangeRegistry(plugins).describe("okx")
+    schema = description.credentials_schema
+    Draft202012Validator.check_schema(schema)
+    assert schema["required"] == ["api_key", "secret_key", "passphrase"]
+    for field in schema["properties"].values():
+        assert field["writeOnly"] is True
+        assert field["x-secret"] is True
+        assert "default" not in field
+    parsed = polyvn_okx.config.Credentials.from_mapping(CREDENTIALS)
+    assert "s3cr3t" not in repr(parsed)
+    with pytest.raises(InvalidParamsError) as caught:
+        polyvn_okx.config.Credentials.from_mapping({**CREDENTIALS, "secret_key": ""})
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_settings_form(plugins: Plugins) -> None:
+    description, _ = ExchangeRegistry(plugins).describe("okx")
+    schema = description.settings_schema
+    Draft202012Validator.check_schema(schema)
+    defaults = {name: field.get("default") for name, field in schema["properties"].items()}
+    assert defaults["rest_url"] == "https://www.okx.com"
+    assert defaults["ws_public_url"] == "wss://ws.okx.com:8443/ws/v5/public"
+    assert defaults["demo_trading"] is False
+    assert schema["properties"]["margin_mode"]["enum"] == ["isolated", "cross"]
+    assert schema["properties"]["dead_man_timeout"]["maximum"] == 120
+
+
+def test_settings_refuse_a_refresh_slower_than_the_timeout(plugins: Plugins) -> None:
+    registry = ExchangeRegistry(plugins)
+    # The schema cannot compare two fields: the settings class does, when the bot starts.
+    with pytest.raises(PluginError, match=r"dead_man_interval \(60 s\) must be shorter"):
+        registry.executor("okx", settings={"dead_man_interval": 60, "dead_man_timeout": 30})
+    with pytest.raises(InvalidParamsError, match="book_channel"):
+        registry.executor("okx", settings={"book_channel": "books9000"})
+
+
+def test_the_four_adapters(plugins: Plugins) -> None:
+    adapter = ExchangeRegistry(plugins).resolve("okx", settings={}, credentials=CREDENTIALS)
+    assert isinstance(adapter.executor, OkxExecutor)
+    assert isinstance(adapter.feeds, OkxFeedProvider)
+    assert isinstance(adapter.wallet, OkxWallet)
+    assert isinstance(adapter.positions, OkxPositions)
+    # A paper bot without a wallet: built all the same.
+    assert isinstance(ExchangeRegistry(plugins).executor("okx", settings={}), OkxExecutor)
+
+
+def test_other_exchanges_are_not_answered() -> None:
+    plugin = polyvn_okx.plugin
+    for answer in (
+        plugin.polyvn_order_executor("kitvenue", {}, None, BotMode.LIVE, None),
+        plugin.polyvn_feed_provider("kitvenue", {}, None),
+        plugin.polyvn_wallet_adapter("kitvenue", {}, None),
+        plugin.polyvn_position_adapter("kitvenue", {}, None),
+        plugin.polyvn_venue_simulator("kitvenue", 1),
+        plugin.polyvn_venue_model("kitvenue"),
+    ):
+        assert answer is None
+
+
+def test_simulator_model_and_price_source_hooks(plugins: Plugins) -> None:
+    assert isinstance(plugins.venue_simulator(exchange="okx", seed=3), OkxSimulator)
+    assert isinstance(plugins.venue_model(exchange="okx"), OkxVenueModel)
+    assert any(isinstance(s, UsdtPriceSource) for s in plugins.price_sources())
+
+
+def context(bot_id: str = "bot-7") -> ExecutorContext:
+    now = 0
+    bot = Bot(
+        id=bot_id, name="b", exchange="okx", strategy="idle", params={}, mode=BotMode.LIVE,
+        state=BotState.IDLE, risk_limits=RiskLimits(), created_at=now, updated_at=now,
+    )  # fmt: skip
+    return ExecutorContext(
+        engine_id="e", bot=bot, clock=EngineClock(), market=None,  # type: ignore[arg-type]
+        updates=None, venue_model=FlatVenueModel(),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "credentials", "settings", "switches"),
+    [
+        (BotMode.LIVE, CREDENTIALS, {}, 1),
+        (BotMode.PAPER, CREDENTIALS, {}, 0),
+        (BotMode.LIVE, None, {}, 0),
+        (BotMode.LIVE, CREDENTIALS, {"dead_man_switch": False}, 0),
+    ],
+)
+async def test_a_live_bot_gets_a_dead_mans_switch(
+    plugins: Plugins,
+    mode: BotMode,
+    credentials: Credentials | None,
+    settings: Mapping[str, Any],
+    switches: int,
+) -> None:
+    ctx = context()
+    executor = ExchangeRegistry(plugins).executor(
+        "okx", settings=settings, credentials=credentials, mode=mode, context=ctx
+    )
+    assert len(ctx.services) == switches
+    assert all(isinstance(s, DeadMansSwitch) for s in ctx.services)
+    if mode is BotMode.LIVE:  # a paper bot's executor is the core's paper wrapper around it
+        assert isinstance(executor, OkxExecutor)
+        assert executor.tag == bot_tag("bot-7")  # the switch and the orders share the bot's tag
+
+
+# -- a live bot on the simulator, through an engine ----------------------------------------
+
+
+class RestingBid(Strategy[NoParams]):
+    """Rests one bid far below the touch of BTC-USDT-SWAP and waits."""
+
+    name = "okx_test_resting_bid"
+    supported_exchanges = frozenset({"okx"})
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        ctx.place_order(instrument="BTC-USDT-SWAP", side=Side.BUY, size=D("0.01"), price=D(30000))
+
+
+class StrategyPlugin:
+    @polyvn_okx.plugin.hookimpl
+    def polyvn_strategies(self) -> list[type[Strategy[Any]]]:
+        return [RestingBid]
+
+
+async def test_a_live_bot_keeps_its_switch_armed_and_disarms_it_when_it_stops() -> None:
+    settings = OkxSimSettings(min_cancel_after_s=1, tls=False)
+    simulator = OkxSimulator(seed=5, settings=settings)
+    plugins = load_plugins(
+        autoload=False, plugins=[("okx", polyvn_okx.plugin), ("strategies", StrategyPlugin())]
+    )
+    async with open_simulator(simulator) as sim:
+        exchange_settings = {**sim.info.settings, "dead_man_interval": 1, "dead_man_timeout": 10}
+        now = simulator.now_ms()
+        bot = attrs.evolve(
+            context().bot,  # type: ignore[arg-type]
+            strategy=RestingBid.name,
+            wallet_id="w1",
+            created_at=now,
+            updated_at=now,
+        )
+        engine = Engine(
+            config=EngineConfig(
+                engine_id="e1",
+                exchanges=("okx",),
+                settings={"okx": exchange_settings},
+                wallets={"w1": Wallet(id="w1", exchange="okx", credentials=sim.info.credentials)},
+            ),
+            plugins=plugins,
+            bus=InProcessBus(),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            runner = await engine.start_bot(bot)
+            with trio.fail_after(10):
+                while not engine.tracker.open_orders(bot.id):  # noqa: ASYNC110 - polling
+                    await trio.sleep(0.02)
+            (resting,) = engine.tracker.open_orders(bot.id)
+            switch = simulator.trading.switches["demo"]
+            assert switch.tag == bot_tag(bot.id)
+            await trio.sleep(1.5)
+            assert simulator.trading.switches["demo"].trigger_ms > switch.trigger_ms  # refreshed
+            runner.request_stop()
+            with trio.fail_after(10):
+                await runner.done.wait()
+            await trio.sleep(0.2)
+            assert "demo" not in simulator.trading.switches  # disarmed after the stop
+            final = engine.tracker.get(resting.client_order_id)
+            assert final is not None
+            assert final.status is OrderStatus.CANCELED
+            engine.stop()
