@@ -10,6 +10,7 @@ import pytest
 from polyvn.engine.book import BookChecksumError, OrderBook
 from polyvn.models import BookUpdate
 from polyvn_okx import parse
+from tests.okx.helpers import fixture
 
 
 def signed_crc(text: str) -> int:
@@ -22,6 +23,29 @@ def test_venue_reference_vector() -> None:
     bids = [("3366.1", "7")]
     asks = [("3366.8", "9"), ("3368", "8"), ("3372", "8")]
     assert parse.checksum_of(bids, asks) == 831078360
+
+
+def test_thirty_level_reference_book() -> None:
+    """bmoscon/orderbook's 30 x 30 OKX book (VENUES.md O4): only the top 25 levels count, and
+    tiny sizes print as sent (``0.0000001``, never ``1E-7``)."""
+    vector = fixture("sim_checksum_30x30.json")
+    bids = [tuple(level) for level in vector["bids"]]
+    asks = [tuple(level) for level in vector["asks"]]
+    assert len(bids) == len(asks) == 30
+    assert parse.checksum_of(bids, asks) == vector["checksum"] == -1895465205
+    book = OrderBook("okx", "BTC-USDT", checksum=parse.checksum)
+    book.apply(
+        BookUpdate(
+            exchange="okx",
+            instrument="BTC-USDT",
+            snapshot=True,
+            bids=tuple((Decimal(p), Decimal(s)) for p, s in bids),
+            asks=tuple((Decimal(p), Decimal(s)) for p, s in asks),
+            checksum=vector["checksum"],
+            timestamp=0,
+        )
+    )
+    assert book.valid
 
 
 def test_okx_documentation_example_interleaves_bids_and_asks() -> None:

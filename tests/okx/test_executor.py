@@ -251,6 +251,85 @@ async def test_cancel_of_a_finished_order_returns_its_final_view() -> None:
     assert view.status is OrderStatus.FILLED
 
 
+async def test_cancel_asks_okx_for_the_final_view() -> None:
+    live = dict(fixture("rest_orders_pending.json")["data"][0], clOrdId="b7k2qz0m1c9x2a00")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json=fixture("rest_cancel_order_ok.json"))
+        return answer([live])  # OKX has not finished cancelling when asked
+
+    view = await mocked(handler).cancel(order())
+    assert (view.status, view.venue_order_id) == (OrderStatus.CANCELED, "1234567890123456789")
+
+
+async def test_cancel_of_an_algo_order_by_its_algo_id() -> None:
+    posted: list[Any] = []
+    gone = dict(fixture("rest_orders_algo_pending.json")["data"][0], state="canceled")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posted.append(json.loads(request.content))
+            return httpx.Response(200, json=fixture("rest_cancel_algos.json"))
+        return answer([gone])
+
+    stop = order(type=OrderType.STOP, trigger_price=D(40000), venue_order_id="12345")
+    view = await mocked(handler).cancel(stop)
+    assert posted == [[{"instId": "BTC-USDT-SWAP", "algoId": "12345"}]]
+    assert view.status is OrderStatus.CANCELED
+
+
+async def test_amend_returns_the_order_with_its_new_terms() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert json.loads(request.content) == {
+            "instId": "BTC-USDT-SWAP",
+            "clOrdId": "b7k2qz0m1c9x2a00",
+            "newSz": "3",
+            "newPx": "50001",
+        }
+        return httpx.Response(200, json=fixture("rest_amend_order_ok.json"))
+
+    view = await mocked(handler).amend(order(), price=D(50001), size=D(3))
+    assert (view.venue_order_id, view.price, view.size, view.venue_updated_at) == (
+        "312269865356374016",
+        D(50001),
+        D(3),
+        1695190491421,
+    )
+
+
+async def test_get_order_follows_a_fired_algo_order_to_its_child() -> None:
+    child = dict(
+        fixture("ws_orders_algo_child.json")["data"][0],
+        algoClOrdId="",
+        algoId="",
+        clOrdId="706620792746729474_0",
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(request.url.params)
+        if request.url.path.endswith("/order-algo"):
+            return httpx.Response(200, json=fixture("rest_order_algo_detail.json"))
+        if "clOrdId" in query:
+            return answer([], code="51603")
+        assert query["ordId"] == "706620792746729999"
+        return answer([child])
+
+    view = await mocked(handler).get_order(
+        instrument="BTC-USDT-SWAP", client_order_id="b7k2qz0m1c9x2a00"
+    )
+    assert (view.client_order_id, view.venue_order_id) == (
+        "b7k2qz0m1c9x2a00",
+        "706620792746729474",
+    )
+    assert (view.type, view.status, view.filled_size, view.trigger_price) == (
+        OrderType.STOP,
+        OrderStatus.FILLED,
+        D("0.01"),
+        D(102000),
+    )
+
+
 async def test_leverage_is_set_once_per_value() -> None:
     posted: list[tuple[str, Any]] = []
 

@@ -134,15 +134,14 @@ class FakeVenue:
         message = json.loads(text)
         op = message["op"]
         if op == "login":
-            if self.login_ok:
-                return [{"event": "login", "code": "0", "msg": "", "connId": "c1"}]
-            return [fixture("ws_login_failed.json")]
+            return [fixture("ws_login_ok.json" if self.login_ok else "ws_login_failed.json")]
         if op == "subscribe":
             if any(arg.get("instId") in self.unknown for arg in message["args"]):
                 return [
                     {"event": "error", "code": "60018", "msg": "doesn't exist", "id": message["id"]}
                 ]
-            return [{"event": "subscribe", "arg": arg, "connId": "c1"} for arg in message["args"]]
+            ack = fixture("ws_subscribe_ok.json")
+            return [{**ack, "arg": arg} for arg in message["args"]]
         return []
 
 
@@ -513,6 +512,21 @@ async def test_an_unknown_instrument_is_down_and_not_asked_again(
         assert [len(r["args"]) for r in socket.requests("subscribe")] == [2, 1, 1]
         assert (good, FeedHealth.OK) in sink.health
         assert (good, FeedHealth.DOWN) not in sink.health
+
+
+async def test_an_error_about_no_request_of_ours_is_logged(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue, sink = FakeVenue(), Sink()
+    p = provider(venue)
+    p.subscribe(feed(FeedType.TRADES, "BTC-USD"))
+    async with running(p, sink):
+        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        venue.sockets[0].push(fixture("ws_error_generic.json"))  # no id: not one of ours
+        venue.sockets[0].push(fixture("ws_trades.json"))
+        await until(lambda: sink.updates)
+    assert p.statistics().malformed == 0
+    assert FeedHealth.DOWN not in {h for _, h in sink.health}
 
 
 # -- keepalive and reconnects ---------------------------------------------------------------

@@ -110,6 +110,14 @@ def test_future_has_its_expiry() -> None:
     )
 
 
+def test_instrument_from_the_instruments_channel() -> None:
+    (raw,) = fixture("ws_instruments.json")["data"]
+    swap = parse.parse_instrument(raw)
+    assert (swap.id, swap.contract_value, swap.lot_size) == ("BTC-USDT-SWAP", D("0.01"), D(1))
+    assert parse.max_leverage(raw) == D(125)
+    assert parse.max_leverage(data("rest_instruments_spot.json")[0]) is None
+
+
 def test_unknown_instrument_type_is_refused() -> None:
     raw = dict(data("rest_instruments_spot.json")[0], instType="OPTION")
     with pytest.raises(ValueError, match="instrument type 'OPTION'"):
@@ -145,6 +153,13 @@ def test_book_delta_keeps_zero_sizes_as_removals() -> None:
 def test_book_prices_keep_the_digits_okx_sent() -> None:
     delta = parse.parse_book(fixture("ws_books_delta.json")["data"][0], "X-Y", snapshot=False)
     assert str(delta.asks[1][0]) == "8477.10"  # the checksum needs the string as received
+
+
+def test_rest_book() -> None:
+    book = parse.parse_book(data("rest_books.json")[0], "BTC-USDT", snapshot=True)
+    assert book.asks[0] == (D("41006.8"), D("0.60038921"))
+    assert book.bids[-1] == (D("41006.5"), D("1.12500000"))
+    assert (book.sequence, book.checksum, book.timestamp) == (None, None, 1704067200000)
 
 
 def test_heartbeat_update_is_empty_and_in_sequence() -> None:
@@ -230,6 +245,26 @@ def test_filled_market_order_turns_okx_fee_sign() -> None:
 def test_order_types_and_states(name: str, kind: OrderType, status: OrderStatus) -> None:
     parsed = parse.parse_order(fixture(name)["data"][0])
     assert (parsed.type, parsed.status) == (kind, status)
+
+
+def test_attached_take_profit_and_stop_loss_leave_the_order_a_limit_order() -> None:
+    entry = parse.parse_order(data("rest_orders_pending_attached_tpsl.json")[0])
+    assert (entry.client_order_id, entry.type, entry.price) == (
+        "O-attached-entry",
+        OrderType.LIMIT,
+        D(2300),
+    )
+
+
+def test_an_algo_child_without_the_algo_client_id_is_not_tracked_as_the_algo() -> None:
+    # Recorded without algoClOrdId: only linkedAlgoOrd names the algo; polyvn cannot tell
+    # whose it is, so it reports under OKX's own client id.
+    child = parse.parse_order(fixture("ws_orders_trigger.json")["data"][0])
+    assert (child.client_order_id, child.venue_order_id, child.type) == (
+        "706620792746729474_0",
+        "706620792746729999",
+        OrderType.STOP,
+    )
 
 
 def test_liquidation_order_is_not_ours() -> None:

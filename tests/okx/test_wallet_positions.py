@@ -173,6 +173,20 @@ def test_funding_interval() -> None:
     assert model.funding_interval_ms(SPOT) is None
 
 
+def test_model_from_recorded_fee_and_tier_answers() -> None:
+    fees = fixture("rest_trade_fee.json")["data"]  # SPOT Lv1: -0.0008 maker, -0.001 taker
+    tiers = fixture("rest_position_tiers.json")["data"]  # one tier: up to 50, mmr 0.03
+    model = OkxVenueModel.from_okx(
+        trade_fees=fees, position_tiers={"BTC-USDT": (tiers, SWAP, D(60000))}
+    )
+    assert model.fee(SPOT, liquidity=Liquidity.MAKER, price=D(100), size=D(1)) == D("0.08")
+    assert model.liquidation_fee_ratio(SPOT) == D("0.001")
+    assert model.maintenance_margin_ratio(SWAP, notional=D(30_000)) == D(
+        "0.03"
+    )  # 50 x 0.01 x 60,000
+    assert model.maintenance_margin_ratio(SWAP, notional=D(30_001)) == D("0.03")  # the last tier
+
+
 def test_model_from_okx_answers() -> None:
     hourly = dict(
         fixture("rest_funding_rate.json")["data"][0],
