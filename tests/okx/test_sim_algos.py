@@ -93,7 +93,7 @@ async def test_trigger_fires_a_market_order_when_the_last_price_falls_to_it(
     )  # fmt: skip
     await trio.sleep(1)
     assert (await api.detail(algo_id))["state"] == "live"
-    sim.take(SWAP, Side.SELL, Decimal(20))  # prints trades through the trigger
+    sim.take(SWAP, Side.SELL, Decimal(60))  # 12 levels of 0.1: trades through the trigger
     await trio.sleep(0.2)
     view = await api.detail(algo_id)
     assert (view["state"], view["actualSz"], view["algoClOrdId"]) == ("effective", "1", "trig1")
@@ -158,7 +158,7 @@ async def test_attached_tp_sl_become_an_oco_and_the_stop_loss_closes(
     assert order["state"] == "filled"
     (pending,) = await api.ok("GET", "/api/v5/trade/orders-algo-pending?ordType=oco")
     assert (pending["algoClOrdId"], pending["linkedOrd"]["ordId"]) == ("tpsl1", order["ordId"])
-    sim.take(SWAP, Side.SELL, Decimal(40))
+    sim.take(SWAP, Side.SELL, Decimal(80))  # 16 levels down
     await trio.sleep(0.2)
     done = await api.detail(pending["algoId"])
     assert (done["state"], done["actualSide"]) == ("effective", "sl")
@@ -194,7 +194,7 @@ async def test_trailing_stop_follows_the_high_and_fires_on_the_pullback(
     })  # fmt: skip
     algo_id = await api.algo(
         instId=SWAP, tdMode="cross", side="sell", ordType="move_order_stop", sz="1",
-        reduceOnly="true", callbackSpread="3",
+        reduceOnly="true", callbackSpread="1",
     )  # fmt: skip
     await trio.sleep(0.2)
     first = Decimal((await api.detail(algo_id))["moveTriggerPx"])
@@ -203,7 +203,7 @@ async def test_trailing_stop_follows_the_high_and_fires_on_the_pullback(
     view = await api.detail(algo_id)
     assert view["state"] == "live"
     assert Decimal(view["moveTriggerPx"]) > first
-    sim.take(SWAP, Side.SELL, Decimal(60))  # a pullback of more than 3
+    sim.take(SWAP, Side.SELL, Decimal(100))  # a pullback of 20 levels: more than 1
     await trio.sleep(0.2)
     view = await api.detail(algo_id)
     assert view["state"] == "effective"

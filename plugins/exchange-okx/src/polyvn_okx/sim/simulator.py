@@ -181,7 +181,7 @@ class OkxSimulator:
             quotes = QuoteSpec(
                 levels=settings.levels,
                 half_spread_ticks=1,
-                level_gap_ticks=1 if stable else 2,
+                level_gap_ticks=1,  # levels on the tick grid: a move of m ticks replaces m
                 level_size=spec.level_size,
                 trade_percent=20,
             )
@@ -190,7 +190,7 @@ class OkxSimulator:
                 start_price=spec.start_price,
                 start_ms=start,
                 interval_ms=settings.liquidity_interval_ms,
-                max_step_ticks=1 if stable else 3,
+                max_step_ticks=1 if stable else 2,
                 min_price=D("0.9900") if stable else None,
                 max_price=D("1.0100") if stable else None,
                 quotes=quotes,

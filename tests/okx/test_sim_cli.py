@@ -1,0 +1,65 @@
+"""``polyvn sim okx`` serves the OKX simulator through the core command and the plugin's hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+import trio
+
+from polyvn_okx.sim import OkxSimSettings, OkxSimulator, create_simulator
+from polyvn_okx.sim.simulator import DEMO_KEY
+
+
+def test_create_simulator_serves_the_default_simulator() -> None:
+    sim = create_simulator(seed=5)
+    assert isinstance(sim, OkxSimulator)
+    assert (sim.seed, sim.settings) == (5, OkxSimSettings())
+
+
+def test_one_seed_one_market() -> None:
+    """A minute of market from one start: the same seed makes the same books."""
+    start = 1_800_000_000_000
+    books = []
+    for seed in (5, 5, 6):
+        sim = OkxSimulator(seed=seed, settings=OkxSimSettings(start_ms=start))
+        sim.venue.advance(start + 60_000)
+        books.append([sim.venue.snapshot(spec.id) for spec in sim.catalog])
+    assert books[0] == books[1]
+    assert books[0] != books[2]
+
+
+@pytest.mark.slow
+async def test_polyvn_sim_okx_prints_where_it_serves_and_stops_on_sigint() -> None:
+    command = [sys.executable, "-m", "polyvn", "sim", "okx", "--port", "0", "--seed", "3", "--json"]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(4096)
+                assert chunk, "polyvn sim exited before printing"
+                line += chunk
+        report = json.loads(line)
+        assert report["exchange"] == "okx"
+        assert report["credentials"]["api_key"] == DEMO_KEY.api_key
+        assert report["settings"]["demo_trading"] is True
+        assert report["base_urls"]["wss_public"].endswith("/ws/v5/public")
+        async with httpx.AsyncClient(base_url=report["settings"]["rest_url"]) as client:
+            reply = await client.get("/api/v5/public/instruments?instType=SWAP")
+        assert {i["instId"] for i in reply.json()["data"]} == {"BTC-USDT-SWAP", "ETH-USDT-SWAP"}
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
