@@ -632,6 +632,8 @@ async def open_redis_bus(config: RedisBusConfig) -> AsyncIterator[RedisBus]:
                 finally:
                     with trio.CancelScope(shield=True), trio.move_on_after(config.close_timeout):
                         await bus.flush()
+                        with contextlib.suppress(BrokerError):
+                            await bus.leases.release_pending()
                     nursery.cancel_scope.cancel()
         finally:
             bus._down = True

@@ -204,6 +204,11 @@ class LeaseKeeper:
             except BrokerError as exc:
                 log.warning("cannot renew bot leases: %s", exc)
 
+    async def release_pending(self) -> None:
+        """Give back now the leases of bots that stopped (an engine does it before it exits,
+        so the next engine need not wait for them to expire)."""
+        await self._release_pending()
+
     async def _release_pending(self) -> None:
         while self._released:
             lease = self._released[0]
