@@ -8,19 +8,26 @@ the engine loses nothing on its side.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import trio
 
+from polyvn import load_plugins
 from polyvn.broker import BrokerError
 from polyvn.broker.bus import RedisBus, RedisBusConfig, open_redis_bus
 from polyvn.broker.envelopes import decode, encode
+from polyvn.engine.engine import Engine, EngineConfig
 from polyvn.models import EVENT_STREAMS, Event
 from polyvn.names import Stream, commands_channel
 from tests.broker.events import mixed_events, pause_command
 from tests.broker.redisserver import RedisServer
+from tests.engine.test_engine import Idle, bot
+from tests.engine.venue import EXCHANGE, Venue, VenuePlugin
 
 pytestmark = pytest.mark.slow
 
@@ -177,9 +184,6 @@ async def test_a_slow_redis_fills_the_buffer_into_the_journal(
 ) -> None:
     """A server that stops answering (SIGSTOP) without closing: the buffer holds
     ``buffer_events`` and then goes to disk; nothing is lost when it answers again."""
-    import os
-    import signal
-
     events = list(mixed_events(3000))
     assert own_redis.process is not None
     pid = own_redis.process.pid
@@ -204,3 +208,57 @@ async def test_a_slow_redis_fills_the_buffer_into_the_journal(
             await bus.flush()
     assert "the buffer is full" in caplog.text
     assert check_complete_and_in_order(own_redis.url, events) <= 1000
+
+
+class Recording:
+    """The engine's bus, recording every event the engine publishes on the way."""
+
+    def __init__(self, bus: RedisBus) -> None:
+        self.bus = bus
+        self.published: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.published.append(event)
+        self.bus.publish(event)
+
+    def commands(self, engine_id: str) -> Any:
+        return self.bus.commands(engine_id)
+
+    def reply(self, reply: Any) -> None:
+        self.bus.reply(reply)
+
+
+async def test_an_engine_run_loses_no_event_across_a_redis_restart(
+    durable_redis: RedisServer, tmp_path: Path
+) -> None:
+    plugins = load_plugins(autoload=False, plugins=[("venue", VenuePlugin(Venue(), Idle))])
+    bots = tuple(bot(f"b{i}", strategy="idle") for i in range(3))
+    async with open_redis_bus(config(durable_redis.url, tmp_path / "journal")) as bus:
+        recording = Recording(bus)
+        engine = Engine(
+            config=EngineConfig(
+                engine_id="e1",
+                exchanges=(EXCHANGE,),
+                bots=bots,
+                pnl_interval=0.005,  # about 600 PnL snapshots a second
+                heartbeat_interval=0.1,
+            ),
+            plugins=plugins,
+            bus=recording,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            await trio.sleep(0.3)
+            await trio.to_thread.run_sync(durable_redis.stop)
+            await trio.sleep(0.5)
+            await trio.to_thread.run_sync(durable_redis.start)
+            await trio.sleep(0.3)
+            engine.stop()
+        with trio.fail_after(10):
+            await bus.flush()
+        stats = bus.statistics()
+    assert stats.outages == 1
+    assert stats.journaled > 100
+    durable = [e for e in recording.published if EVENT_STREAMS[e.type] is not None]
+    assert len(durable) > 500
+    assert check_complete_and_in_order(durable_redis.url, durable) <= 1000
