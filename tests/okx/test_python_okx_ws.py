@@ -18,8 +18,8 @@ import trio
 from okx.websocket.WsPrivateAsync import WsPrivateAsync
 from okx.websocket.WsPublicAsync import WsPublicAsync
 
+from polyvn_okx.parse import checksum_of as checksum
 from polyvn_okx.sim import OkxSimSettings, RunningSimulator
-from polyvn_okx.sim.shapes import checksum
 
 SWAP = "BTC-USDT-SWAP"
 WAIT = 10.0

@@ -6,7 +6,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from polyvn_okx.sim.shapes import checksum, fmt, level_strings
+from polyvn_okx.parse import checksum_of as checksum
+from polyvn_okx.sim.shapes import fmt, level_strings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

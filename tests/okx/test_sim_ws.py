@@ -16,8 +16,8 @@ import trio_websocket
 
 from polyvn.models import Side
 from polyvn_okx import auth
+from polyvn_okx.parse import checksum_of as checksum
 from polyvn_okx.sim import OkxSimSettings, RunningSimulator
-from polyvn_okx.sim.shapes import checksum
 
 Signed = Callable[..., dict[str, str]]
 WAIT = 5.0

@@ -7,7 +7,6 @@ Pure functions of the simulator core's values and the skin's own records
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -20,8 +19,6 @@ from polyvn_okx.sim.catalog import OkxInstrument
 from polyvn_okx.sim.codes import CANCEL_SOURCES
 
 ZERO: Final = Decimal(0)
-CHECKSUM_DEPTH: Final = 25
-"""Levels a side that OKX's book checksum covers."""
 
 Json = dict[str, Any]
 
@@ -43,20 +40,6 @@ def fmt(value: Decimal | int | None) -> str:
 def level_strings(levels: Sequence[BookLevel]) -> list[tuple[str, str]]:
     """(price, size) of each level as the book channels write them."""
     return [(fmt(price), fmt(size)) for price, size in levels]
-
-
-def checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> int:
-    """OKX's book checksum (VENUES.md O4): CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over
-    the best 25 levels a side, interleaved while both sides last, as a signed 32-bit int."""
-    bids, asks = bids[:CHECKSUM_DEPTH], asks[:CHECKSUM_DEPTH]
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts.extend(bids[i])
-        if i < len(asks):
-            parts.extend(asks[i])
-    value = zlib.crc32(":".join(parts).encode())
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def book_rows(levels: Sequence[BookLevel], side: BookSide) -> list[list[str]]:
@@ -330,7 +313,6 @@ def order_json(
 
 
 __all__ = [
-    "CHECKSUM_DEPTH",
     "STATES",
     "AttachedTpSl",
     "FillRecord",
@@ -338,7 +320,6 @@ __all__ = [
     "OrderMeta",
     "Push",
     "book_rows",
-    "checksum",
     "fmt",
     "instrument_json",
     "level_strings",

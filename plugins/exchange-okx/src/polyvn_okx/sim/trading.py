@@ -64,6 +64,7 @@ from polyvn.sim import (
     round_down,
     round_up,
 )
+from polyvn_okx.parse import checksum_of
 from polyvn_okx.sim import codes as c
 from polyvn_okx.sim import fields
 from polyvn_okx.sim.algos import AlgoBook
@@ -77,7 +78,6 @@ from polyvn_okx.sim.shapes import (
     OrderMeta,
     Push,
     book_rows,
-    checksum,
     fmt,
     level_strings,
     order_json,
@@ -1237,7 +1237,7 @@ class Trading:
         if not self.checksum:
             return 0
         book = self.venue.book(inst_id)
-        return checksum(level_strings(book.bids.levels(25)), level_strings(book.asks.levels(25)))
+        return checksum_of(level_strings(book.bids.levels(25)), level_strings(book.asks.levels(25)))
 
     def book_snapshot(self, inst_id: str, *, now_ms: int, depth: int = BOOK_DEPTH) -> Json:
         """A books snapshot (``prevSeqId`` -1) at the book's current sequence."""
