@@ -644,19 +644,7 @@ class AlgoBook:
             return
         if price is None:
             return
-        order_id = self._child(
-            algo, {"ordType": "limit", "sz": fmt(size), "px": fmt(price)}, now_ms
-        )
-        if order_id is not None:
-            self._set(
-                algo,
-                now_ms,
-                push=False,
-                children=(*algo.children, order_id),
-                live_child=order_id,
-                child_filled=ZERO,
-                child_value=ZERO,
-            )
+        self._slice(algo, {"ordType": "limit", "sz": fmt(size), "px": fmt(price)}, now_ms)
 
     def _twap(self, algo: AlgoOrder, now_ms: int) -> None:
         if now_ms < algo.next_slice_ms or algo.live_child:
@@ -671,7 +659,11 @@ class AlgoBook:
         if price is None:
             return
         args = {"ordType": "ioc", "sz": fmt(size), "px": fmt(price)}
-        order_id = self._child(algo, args, now_ms, category="twap")
+        self._slice(algo, args, now_ms, category="twap")
+
+    def _slice(self, algo: AlgoOrder, args: Json, now_ms: int, **meta: Any) -> None:
+        """Place the next slice of an iceberg or TWAP and follow it."""
+        order_id = self._child(algo, args, now_ms, **meta)
         if order_id is not None:
             self._set(
                 algo,
