@@ -89,6 +89,8 @@ DAY_MS: Final = 24 * 3600 * 1000
 BAND: Final = Decimal("0.05")
 """The price-limit band: ±5 % around the index price."""
 DEFAULT_LEVERAGE: Final = Decimal(10)
+RATIO: Final = Decimal("0.00000001")
+"""Ratios (margin ratio, PnL ratio) are shown to 8 decimal places."""
 BOOK_DEPTH: Final = 400
 FILLS_KEPT: Final = 10_000
 HISTORY_MS: Final = 7 * DAY_MS
@@ -836,6 +838,7 @@ class Trading:
         upl = position.unrealized_pnl
         ratio = acct.margin_ratio(inst_id)
         be = (held.entry_price + held.fees / (held.size * ct)) if not flat else None
+        tick = spec.instrument.tick_size
         mode = (held.margin_mode or acct.margin_setting(inst_id).margin_mode).value
         return {
             "adl": "1" if not flat else "",
@@ -844,7 +847,7 @@ class Trading:
             "baseBal": "",
             "baseBorrowed": "",
             "baseInterest": "",
-            "bePx": fmt(be),
+            "bePx": fmt(None if be is None else round_up(be, tick)),
             "bizRefId": "",
             "bizRefType": "",
             "cTime": str(opened),
@@ -870,7 +873,7 @@ class Trading:
             "margin": fmt(held.margin) if mode == "isolated" else "",
             "markPx": fmt(mark),
             "mgnMode": mode,
-            "mgnRatio": fmt(ratio),
+            "mgnRatio": fmt(None if ratio is None else ratio.quantize(RATIO)),
             "mmr": fmt(acct.maintenance_requirement(inst_id)),
             "notionalUsd": fmt(notional * self.usd_price(held.instrument.settlement_currency)),
             "optVal": "",
@@ -892,8 +895,8 @@ class Trading:
             "uTime": str(now_ms),
             "upl": fmt(upl),
             "uplLastPx": fmt(upl),
-            "uplRatio": fmt(upl / imr) if imr else "0",
-            "uplRatioLastPx": fmt(upl / imr) if imr else "0",
+            "uplRatio": fmt((upl / imr).quantize(RATIO)) if imr else "0",
+            "uplRatioLastPx": fmt((upl / imr).quantize(RATIO)) if imr else "0",
             "usdPx": "",
             "vegaBS": "",
             "vegaPA": "",
