@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -72,6 +73,7 @@ from polyvn.broker.streams import ENTRY_FIELD
 from polyvn.engine.clock import EngineClock
 from polyvn.models import (
     EVENT_STREAMS,
+    Bot,
     BotState,
     BotStateChanged,
     Command,
@@ -197,7 +199,11 @@ class RedisBus:
             timeout=config.socket_timeout,
         )
         self.leases = LeaseKeeper(
-            self._requests, engine_id=self.engine_id, ttl=config.lease_ttl, on_lost=self._lease_lost
+            self._requests,
+            engine_id=self.engine_id,
+            ttl=config.lease_ttl,
+            on_lost=self._lease_lost,
+            on_regained=self._lease_regained,
         )
         self._engine_channel = engine_channel(engine_id=self.engine_id)
         self._engine_key = engine_key(engine_id=self.engine_id)
@@ -216,7 +222,10 @@ class RedisBus:
         self._commands_send, self._commands_receive = trio.open_memory_channel[Command](1000)
         self._replies_send, self._replies_receive = trio.open_memory_channel[CommandReply](1000)
         self._claims: dict[str, tuple[str, int]] = {}
-        self._exchanges: dict[str, str | None] = {}
+        self._internal = itertools.count(int(self.clock.now_ms()))
+        """Numbers the bus's own commands (unique across runs: the engine applies an id once)."""
+        self._bots: dict[str, Bot] = {}
+        """The bots started through a StartBot, to start them again when a lease comes back."""
         self._lost_notes: list[tuple[str, int]] = []
         self._stats = dict.fromkeys(
             (
@@ -483,8 +492,10 @@ class RedisBus:
             self._refuse_payload(data, exc)
             return
         payload = command.payload
+        if isinstance(payload, StopBot):
+            self.leases.forget(payload.bot_id)
         if isinstance(payload, StartBot):
-            self._exchanges[payload.bot.id] = payload.bot.exchange
+            self._bots[payload.bot.id] = payload.bot
             if payload.fencing_token is not None and command.engine_id == self.engine_id:
                 try:
                     why = await self.leases.claim(payload.bot.id, payload.fencing_token)
@@ -573,14 +584,31 @@ class RedisBus:
 
     def _lease_lost(self, bot_id: str, token: int, reason: str) -> None:
         command = Command(
-            id=f"{self.engine_id}.lease-lost.{bot_id}.{token}",
+            id=f"{self.engine_id}.lease-lost.{bot_id}.{token}.{next(self._internal)}",
             type=CommandType.STOP,
             engine_id=self.engine_id,
-            exchange=self._exchanges.get(bot_id),
+            exchange=self._bots[bot_id].exchange if bot_id in self._bots else None,
             timestamp=self.clock.now_ms(),
             issued_by="lease",
             payload=StopBot(bot_id=bot_id, cancel_orders=False),
         )
+        self._deliver(command)
+
+    def _lease_regained(self, bot_id: str, token: int) -> None:
+        bot = self._bots.get(bot_id)
+        if bot is None:  # never started through a command here: nothing to start
+            self.leases.release(bot_id, token)
+            return
+        command = Command(
+            id=f"{self.engine_id}.lease-regained.{bot_id}.{token}.{next(self._internal)}",
+            type=CommandType.START,
+            engine_id=self.engine_id,
+            exchange=bot.exchange,
+            timestamp=self.clock.now_ms(),
+            issued_by="lease",
+            payload=StartBot(bot=bot, fencing_token=token),
+        )
+        self._claims[command.id] = (bot_id, token)
         self._deliver(command)
 
     # -- statistics ------------------------------------------------------------------------

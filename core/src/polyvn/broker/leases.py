@@ -136,7 +136,12 @@ class _Held:
 
 class LeaseKeeper:
     """An engine's leases: renews them, and calls *on_lost* (``(bot_id, token, reason)``) the
-    moment one cannot be proved any more. The caller must then stop the bot at once."""
+    moment one cannot be proved any more. The caller must then stop the bot at once.
+
+    A lease lost only because Redis could not be reached is tried again once Redis answers:
+    if no newer token was issued meanwhile (nobody else started the bot), the lease is this
+    engine's again and *on_regained* (``(bot_id, token)``) is called: the caller may start the
+    bot again. A lease another engine holds is never taken back."""
 
     def __init__(
         self,
@@ -145,6 +150,7 @@ class LeaseKeeper:
         engine_id: str,
         ttl: float,
         on_lost: Callable[[str, int, str], None],
+        on_regained: Callable[[str, int], None] | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError(f"the lease TTL must be positive, got {ttl}")
@@ -154,6 +160,9 @@ class LeaseKeeper:
         self.renew_interval = ttl / 3
         self.give_up_after = 2 * ttl / 3
         self._on_lost = on_lost
+        self._on_regained = on_regained
+        self._suspended: dict[str, int] = {}
+        """Leases lost for want of Redis, by bot id: tried again when Redis answers."""
         self._held: dict[str, _Held] = {}
         self._released: list[Lease] = []
         self._wake = trio.Event()
@@ -201,6 +210,7 @@ class LeaseKeeper:
             try:
                 await self._release_pending()
                 await self._renew_all()
+                await self._regain_suspended()
             except BrokerError as exc:
                 log.warning("cannot renew bot leases: %s", exc)
 
@@ -211,10 +221,14 @@ class LeaseKeeper:
 
     async def _release_pending(self) -> None:
         while self._released:
-            lease = self._released[0]
-            if not await release_lease(self._client, lease):
+            lease = self._released.pop(0)
+            try:
+                released = await release_lease(self._client, lease)
+            except BaseException:
+                self._released.insert(0, lease)  # tried again at the next round
+                raise
+            if not released:
                 log.info("lease of bot %s was no longer ours to release", lease.bot_id)
-            self._released.pop(0)
 
     async def _renew_all(self) -> None:
         held = [(bot_id, h.token) for bot_id, h in self._held.items()]
@@ -232,7 +246,7 @@ class LeaseKeeper:
                 if result == 2:
                     log.warning("lease of bot %s was missing in Redis: put back", bot_id)
             else:
-                self._lose(bot_id, "another engine holds its lease now")
+                self._lose(bot_id, "another engine holds its lease now", recoverable=False)
 
     async def _renew_many(self, held: Iterable[tuple[str, int]]) -> list[int]:
         keys: list[str] = []
@@ -257,8 +271,33 @@ class LeaseKeeper:
             deadlines = [h.proved + self.give_up_after for h in self._held.values()]
             await trio.sleep_until(min([now + self.renew_interval, *deadlines]))
 
-    def _lose(self, bot_id: str, reason: str) -> None:
+    async def _regain_suspended(self) -> None:
+        if not self._suspended or self._on_regained is None:
+            return
+        suspended = list(self._suspended.items())
+        sent = trio.current_time()
+        results = await self._renew_many(suspended)
+        for (bot_id, token), result in zip(suspended, results, strict=True):
+            if self._suspended.get(bot_id) != token or bot_id in self._held:
+                continue
+            del self._suspended[bot_id]
+            if result:
+                self._held[bot_id] = _Held(token, sent)
+                log.warning(
+                    "bot %s has its lease again (token %d): starting it again", bot_id, token
+                )
+                self._on_regained(bot_id, token)
+            else:
+                log.warning("bot %s's lease went to another engine meanwhile", bot_id)
+
+    def forget(self, bot_id: str) -> None:
+        """Do not try to take *bot_id*'s lost lease back (it was stopped on purpose)."""
+        self._suspended.pop(bot_id, None)
+
+    def _lose(self, bot_id: str, reason: str, *, recoverable: bool = True) -> None:
         held = self._held.pop(bot_id)
+        if recoverable:
+            self._suspended[bot_id] = held.token
         self.lost += 1
         log.error("bot %s lost its lease (token %d): %s; stopping it", bot_id, held.token, reason)
         self._on_lost(bot_id, held.token, reason)
