@@ -240,5 +240,5 @@ def numbered_events(count: int, *, start: int = 0) -> Iterator[Event]:
 def stored_id(event: Event) -> Any:
     """The ``_id`` under which :func:`numbered_events`' *event* is stored."""
     if isinstance(event.payload, FillCreated):
-        return {"exchange": event.payload.fill.exchange, "id": event.payload.fill.id}
+        return f"{event.payload.fill.exchange}/{event.payload.fill.id}"
     return event.id

@@ -105,23 +105,23 @@ def test_facts_are_inserted_and_states_are_versioned_upserts() -> None:
             assert write.is_insert is (not state)
 
 
+def test_keys_are_strings_whose_parts_cannot_run_together() -> None:
+    # Only the last part may hold a "/": a venue's instrument, say.
+    payload = PositionUpdated(position=events.position(bot_id=None, instrument="BTC/USD:1"))
+    doc = document(planned(events.event(payload)).writes[0].op)
+    assert doc["_id"] == "okx//BTC/USD:1"
+    assert "bot_id" not in doc  # absent, as the converter writes a None
+    assert doc["instrument"] == "BTC/USD:1"
+
+
 def test_keys() -> None:
     def key(kind: EventType) -> Any:
         return document(planned(sample_event(kind)).writes[0].op)["_id"]
 
-    assert key(EventType.ORDER_UPDATED) == {"exchange": "okx", "client_order_id": "c1"}
-    assert key(EventType.FILL_CREATED) == {"exchange": "okx", "id": "t1"}
-    assert key(EventType.POSITION_UPDATED) == {
-        "exchange": "okx",
-        "bot_id": "b1",
-        "instrument": "BTC-USDT-SWAP",
-    }
-    assert key(EventType.BALANCE_UPDATED) == {
-        "exchange": "okx",
-        "wallet_id": "w1",
-        "bot_id": None,
-        "currency": "USDT",
-    }
+    assert key(EventType.ORDER_UPDATED) == "okx/c1"
+    assert key(EventType.FILL_CREATED) == "okx/t1"
+    assert key(EventType.POSITION_UPDATED) == "okx/b1/BTC-USDT-SWAP"
+    assert key(EventType.BALANCE_UPDATED) == "okx/w1//USDT"
     log_event = sample_event(EventType.BOT_LOG)
     assert document(planned(log_event).writes[0].op)["_id"] == log_event.id
 
@@ -367,7 +367,7 @@ def test_a_dead_letter_keeps_the_entry_and_says_why() -> None:
     write = dead_letter(result, parked_at=123, keep_bytes=40)
     assert write.collection is Collection.DEAD_LETTERS
     doc = document(write.op)
-    assert doc["_id"] == {"stream": "polyvn:stream:fills", "entry_id": "17-3"}
+    assert doc["_id"] == "polyvn:stream:fills/17-3"
     assert doc["reason"] == "malformed"
     assert doc["error"]
     assert doc["size"] == 100

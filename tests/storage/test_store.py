@@ -96,9 +96,7 @@ def test_a_fact_published_twice_under_two_event_ids_is_one_document(
 
 
 def order_doc(database: Database[Doc], client_order_id: str = "c1") -> Doc:
-    doc = database[Collection.ORDERS].find_one(
-        {"_id": {"exchange": "okx", "client_order_id": client_order_id}}
-    )
+    doc = database[Collection.ORDERS].find_one({"_id": f"okx/{client_order_id}"})
     assert doc is not None
     return doc
 

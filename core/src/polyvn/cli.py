@@ -750,9 +750,9 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
 @click.option(
     "--writers",
     type=click.IntRange(min=1),
-    default=2,
+    default=1,
     show_default=True,
-    help="Batches written to MongoDB at once.",
+    help="Batches written to MongoDB at once (more: for a MongoDB with spare cores).",
 )
 @click.option(
     "--claim-idle-ms",

@@ -25,9 +25,9 @@ entries wait in Redis). While Redis is unreachable, reads and acknowledgements a
 with backoff; after several failed reads in a row the worker opens its consumer again (which
 recreates the consumer group if Redis lost it).
 
-Several batches are written at once (``writers``), each in its own thread under a capacity
-limiter, while the next one is read and planned: that overlap is what keeps a worker close to
-the database's own bulk-write rate.
+The next batch is read and planned while one is written (each write in a worker thread under
+a capacity limiter, ``writers`` at once): that overlap is what keeps a worker close to the
+database's own bulk-write rate.
 """
 
 from __future__ import annotations
@@ -79,8 +79,11 @@ class WorkerSettings:
     """
     claim_interval: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     """Seconds between two passes over the pending entries."""
-    writers: int = attrs.field(default=2, validator=attrs.validators.ge(1))
-    """Batches written to MongoDB at once."""
+    writers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    """Batches written to MongoDB at once. One already overlaps reading and planning the next
+    batch with writing this one; more help a MongoDB with spare cores when the batches touch
+    different documents (concurrent batches updating the same orders, positions or balances
+    only conflict), and slow the embedded server down."""
     max_event_bytes: int = attrs.field(default=1 << 20, validator=attrs.validators.ge(1))
     """A larger entry is refused unread (``oversized``) and parked."""
     park_keep_bytes: int = attrs.field(default=1 << 20, validator=attrs.validators.ge(0))
