@@ -455,3 +455,22 @@ async def drain(client: Client) -> None:
     """Read until the connection closes."""
     while True:
         await client.ws.get_message()
+
+
+async def test_orders_channel_filters_by_instrument_type(
+    okx_sim: RunningSimulator, okx_credentials: dict[str, str]
+) -> None:
+    async with connect(okx_sim, "private") as client:
+        await client.login(okx_credentials)
+        await client.send({"op": "subscribe", "args": [{"channel": "orders", "instType": "SPOT"}]})
+        await client.until(lambda m: m.get("event") == "subscribe")
+        for inst_id, mode in (("BTC-USDT-SWAP", "cross"), ("ETH-USDT", "cash")):
+            await client.send({"id": inst_id, "op": "order", "args": [
+                {"instId": inst_id, "tdMode": mode, "side": "buy", "ordType": "market", "sz": "1"}]})  # fmt: skip
+        spot = await client.until(on("orders", lambda d: d["state"] == "filled"))
+        assert spot["data"][0]["instId"] == "ETH-USDT"
+        assert not [
+            m
+            for m in client.backlog
+            if "data" in m and m["data"][0].get("instId") == "BTC-USDT-SWAP"
+        ]

@@ -1,0 +1,95 @@
+"""Trading rules of the OKX simulator that need control of the market (a quiet one, moved by
+the test) or of time: liquidation, fill PnL, amend with cxlOnFail, close pushes, filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import trio
+import trio.testing
+
+from polyvn.models import Side
+from polyvn.sim.generators import MAKER_ACCOUNT
+from polyvn_okx.sim import OkxSimSettings
+from tests.okx.conftest import SimApi
+
+SWAP = "BTC-USDT-SWAP"
+
+
+@pytest.fixture
+def okx_settings() -> OkxSimSettings:
+    return OkxSimSettings(start_ms=1_800_000_000_000, liquidity_interval_ms=3_600_000)
+
+
+async def test_fill_pnl_and_realized_pnl_of_a_round_trip(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = okx_api.sim
+    (bought,) = await okx_api.ok("POST", "/api/v5/trade/order", {
+        "instId": SWAP, "tdMode": "cross", "side": "buy", "ordType": "market", "sz": "2"})  # fmt: skip
+    entry = Decimal(
+        (await okx_api.ok("GET", f"/api/v5/trade/order?instId={SWAP}&ordId={bought['ordId']}"))[0][
+            "avgPx"
+        ]
+    )
+    sim.venue.cancel_all(MAKER_ACCOUNT, instrument=SWAP, now_ms=sim.now_ms())
+    sim.quote(SWAP, Side.BUY, entry + 5, Decimal(2))  # the only bid: 5 above the entry
+    (sold,) = await okx_api.ok("POST", "/api/v5/trade/order", {
+        "instId": SWAP, "tdMode": "cross", "side": "sell", "ordType": "market", "sz": "2"})  # fmt: skip
+    fills = await okx_api.ok("GET", f"/api/v5/trade/fills?ordId={sold['ordId']}")
+    expected = sum(
+        (Decimal(f["fillPx"]) - entry) * Decimal(f["fillSz"]) * Decimal("0.01") for f in fills
+    )
+    assert sum(Decimal(f["fillPnl"]) for f in fills) == expected
+    assert expected == Decimal("0.1")
+    (order,) = await okx_api.ok("GET", f"/api/v5/trade/order?instId={SWAP}&ordId={sold['ordId']}")
+    assert order["state"] == "filled"
+
+
+async def test_isolated_position_is_liquidated_at_the_mark(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = okx_api.sim
+    await okx_api.ok(
+        "POST",
+        "/api/v5/account/set-leverage",
+        {"instId": SWAP, "lever": "100", "mgnMode": "isolated"},
+    )
+    await okx_api.ok("POST", "/api/v5/trade/order", {
+        "instId": SWAP, "tdMode": "isolated", "side": "buy", "ordType": "market", "sz": "1"})  # fmt: skip
+    (position,) = await okx_api.ok("GET", f"/api/v5/account/positions?instId={SWAP}")
+    liquidation = Decimal(position["liqPx"])
+    assert (position["lever"], position["mgnMode"]) == ("100", "isolated")
+    sim.venue.set_mark_price(SWAP, liquidation - 1, now_ms=sim.now_ms())
+    await trio.sleep(0.1)
+    assert await okx_api.ok("GET", f"/api/v5/account/positions?instId={SWAP}") == []
+    history = await okx_api.ok("GET", "/api/v5/trade/orders-history?instType=SWAP")
+    forced = [o for o in history if o["category"] == "full_liquidation"]
+    assert len(forced) == 1
+    assert (forced[0]["side"], forced[0]["accFillSz"], forced[0]["tdMode"]) == (
+        "sell",
+        "1",
+        "isolated",
+    )
+
+
+async def test_amend_failure_with_cxl_on_fail_cancels(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = okx_api.sim
+    bid = sim.reference_book(SWAP).bids[0][0]
+    await okx_api.ok("POST", "/api/v5/trade/order", {
+        "instId": SWAP, "tdMode": "cross", "side": "buy", "ordType": "post_only",
+        "px": str(bid - 10), "sz": "1", "clOrdId": "am1"})  # fmt: skip
+    ask = sim.reference_book(SWAP).asks[0][0]
+    # A post-only amended to cross is refused; with cxlOnFail the order is cancelled.
+    answer = await okx_api.call("POST", "/api/v5/trade/amend-order", {
+        "instId": SWAP, "clOrdId": "am1", "newPx": str(ask + 1), "cxlOnFail": "true"})  # fmt: skip
+    assert answer["code"] == "1"
+    (order,) = await okx_api.ok("GET", f"/api/v5/trade/order?instId={SWAP}&clOrdId=am1")
+    assert (order["state"], order["amendResult"]) == ("canceled", "1")
+    unknown = await okx_api.call(
+        "POST", "/api/v5/trade/amend-order", {"instId": SWAP, "clOrdId": "am1", "newSz": "2"}
+    )
+    assert unknown["data"][0]["sCode"] == "51503"
