@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Final
 
@@ -141,7 +142,6 @@ class Assigner:
         *,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-        clock_ms: trio.abc.Clock | None = None,
     ) -> None:
         self._client = client
         self._commands = commands
@@ -183,7 +183,7 @@ class Assigner:
             type=CommandType.START,
             engine_id=engine.engine_id,
             exchange=bot.exchange,
-            timestamp=engine.timestamp,
+            timestamp=_now_ms(),
             issued_by="assigner",
             payload=StartBot(bot=bot, fencing_token=lease.token),
         )
@@ -199,16 +199,8 @@ class Assigner:
         if reply.status is not ReplyStatus.APPLIED:
             await self._release(lease)
             raise AssignmentError(f"engine {engine.engine_id} refused bot {bot.id}: {reply.reason}")
-        placement = Placement(
-            bot=bot,
-            policy=policy,
-            engine_id=engine.engine_id,
-            token=lease.token,
-            started_at=engine.started_at,
-        )
-        self.placements[bot.id] = placement
         log.info("bot %s placed on engine %s (token %d)", bot.id, engine.engine_id, lease.token)
-        return placement
+        return self._record(bot, policy, lease, engine)
 
     def _adopt(
         self, bot: Bot, policy: FailoverPolicy, lease: Lease, live: dict[str, EngineHeartbeat]
@@ -219,15 +211,20 @@ class Assigner:
                 f"bot {bot.id}'s lease is held by engine {lease.engine_id}, which is not live; "
                 "it can be placed once the lease expires"
             )
+        log.info("bot %s runs on engine %s (token %d)", bot.id, lease.engine_id, lease.token)
+        return self._record(bot, policy, lease, heartbeat)
+
+    def _record(
+        self, bot: Bot, policy: FailoverPolicy, lease: Lease, engine: EngineHeartbeat
+    ) -> Placement:
         placement = Placement(
             bot=bot,
             policy=policy,
-            engine_id=lease.engine_id,
+            engine_id=engine.engine_id,
             token=lease.token,
-            started_at=heartbeat.started_at,
+            started_at=engine.started_at,
         )
         self.placements[bot.id] = placement
-        log.info("bot %s runs on engine %s (token %d)", bot.id, lease.engine_id, lease.token)
         return placement
 
     async def _release(self, lease: Lease) -> None:
@@ -246,7 +243,7 @@ class Assigner:
             type=CommandType.STOP,
             engine_id=placement.engine_id,
             exchange=placement.bot.exchange,
-            timestamp=placement.started_at,
+            timestamp=_now_ms(),
             issued_by="assigner",
             payload=StopBot(bot_id=bot_id, cancel_orders=cancel_orders),
         )
@@ -331,6 +328,12 @@ class Assigner:
             except BrokerError as exc:
                 log.warning("cannot check the engines now: %s", exc)
             await trio.sleep(interval)
+
+
+def _now_ms() -> int:
+    """Wall-clock milliseconds, for the commands the assigner sends (it is not an engine: its
+    time is the host's)."""
+    return int(time.time() * 1000)
 
 
 @contextlib.asynccontextmanager
