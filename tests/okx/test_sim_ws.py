@@ -474,3 +474,46 @@ async def test_orders_channel_filters_by_instrument_type(
             for m in client.backlog
             if "data" in m and m["data"][0].get("instId") == "BTC-USDT-SWAP"
         ]
+
+
+async def test_batch_ops_faults_and_a_closed_position_push(
+    okx_sim: RunningSimulator, okx_credentials: dict[str, str]
+) -> None:
+    swap = "ETH-USDT-SWAP"
+    bid = okx_sim.simulator.reference_book(swap).bids[0][0]
+    async with connect(okx_sim, "private") as client:
+        await client.login(okx_credentials)
+        await client.send(
+            {"op": "subscribe", "args": [{"channel": "positions", "instType": "SWAP"}]}
+        )
+        await client.until(lambda m: "data" in m)  # the snapshot
+        orders = [
+            {"instId": swap, "tdMode": "cross", "side": "buy", "ordType": "limit",
+             "px": str(bid - n), "sz": "1", "clOrdId": f"bat{n}"}
+            for n in (1, 2)
+        ]  # fmt: skip
+        await client.send({"id": "b1", "op": "batch-orders", "args": orders})
+        assert (await client.until(lambda m: m.get("id") == "b1"))["code"] == "0"
+        await client.send({"id": "b2", "op": "batch-amend-orders", "args": [
+            {"instId": swap, "clOrdId": "bat1", "newSz": "2"},
+            {"instId": swap, "clOrdId": "nope", "newSz": "2"},
+        ]})  # fmt: skip
+        reply = await client.until(lambda m: m.get("id") == "b2")
+        assert (reply["code"], [d["sCode"] for d in reply["data"]]) == ("2", ["0", "51503"])
+        await client.send({"id": "b3", "op": "batch-cancel-orders", "args": [
+            {"instId": swap, "clOrdId": "bat1"}, {"instId": swap, "clOrdId": "bat2"},
+        ]})  # fmt: skip
+        assert [
+            d["sCode"] for d in (await client.until(lambda m: m.get("id") == "b3"))["data"]
+        ] == ["0", "0"]
+        okx_sim.simulator.faults.rate_limit(1, only="ws_order")
+        await client.send({"id": "f1", "op": "order", "args": [orders[0]]})
+        limited = await client.until(lambda m: m.get("id") == "f1")
+        assert (limited["code"], limited["data"]) == ("50011", [])
+        for side in ("buy", "sell"):
+            await client.send({"id": side, "op": "order", "args": [
+                {"instId": swap, "tdMode": "cross", "side": side, "ordType": "market", "sz": "1"}]})  # fmt: skip
+            await client.until(lambda m, side=side: m.get("id") == side)
+        opened = await client.until(on("positions", lambda d: d["pos"] == "1"))
+        closed = await client.until(on("positions", lambda d: d["pos"] == "0"))
+        assert opened["data"][0]["posId"] == closed["data"][0]["posId"]
