@@ -187,3 +187,10 @@ async def test_an_unreachable_server_is_reported_without_its_password() -> None:
     with pytest.raises(BrokerUnavailableError):
         async with open_stream_producer(url) as producer:
             await producer.add(Stream.PNL, b"x")
+
+
+async def test_a_consumer_name_with_spaces_still_connects(redis_url: str) -> None:
+    async with open_stream_consumer(
+        redis_url, group=GROUP, consumer="host 1 slot 2", streams=[Stream.PNL]
+    ) as consumer:
+        assert await consumer.read(count=1, block_ms=0) == []

@@ -123,7 +123,7 @@ class RedisClient:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
-            client_name=name,
+            client_name=re.sub(r"\s", "_", name),  # CLIENT SETNAME takes no spaces
         )
         self._limiter = trio.CapacityLimiter(threads)
         self._scripts: dict[str, Script] = {}
