@@ -93,3 +93,27 @@ async def test_amend_failure_with_cxl_on_fail_cancels(
         "POST", "/api/v5/trade/amend-order", {"instId": SWAP, "clOrdId": "am1", "newSz": "2"}
     )
     assert unknown["data"][0]["sCode"] == "51503"
+
+
+async def test_views_of_forgotten_orders_are_dropped(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The matching engine keeps each account's last 1000 closed orders; the simulator's
+    order views follow it, so a long run stays bounded."""
+    trading = okx_api.sim.trading
+    okx_api.sim.venue.engine.closed_orders_kept = 5
+    bid = okx_api.sim.reference_book("ETH-USDT").bids[0][0]
+    order = {"instId": "ETH-USDT", "tdMode": "cash", "side": "buy", "ordType": "limit",
+             "px": str(bid - 5), "sz": "0.001"}  # fmt: skip
+    for _ in range(20):
+        (placed,) = await okx_api.ok("POST", "/api/v5/trade/order", order)
+        cancel = {"instId": "ETH-USDT", "ordId": placed["ordId"]}
+        await okx_api.ok("POST", "/api/v5/trade/cancel-order", cancel)
+    assert len(trading.meta) == 20  # below the bound: nothing is looked at
+    trading._meta_limit = 20  # as if 20 were the bound
+    (placed,) = await okx_api.ok("POST", "/api/v5/trade/order", order)
+    assert len(trading.meta) == 6  # the 5 closed orders the engine keeps, and the new one
+    (last,) = await okx_api.ok(
+        "GET", f"/api/v5/trade/order?instId=ETH-USDT&ordId={placed['ordId']}"
+    )
+    assert (last["ordType"], last["state"]) == ("limit", "live")

@@ -93,6 +93,8 @@ RATIO: Final = Decimal("0.00000001")
 """Ratios (margin ratio, PnL ratio) are shown to 8 decimal places."""
 BOOK_DEPTH: Final = 400
 FILLS_KEPT: Final = 10_000
+META_KEPT: Final = 10_000
+"""Order views kept before those of orders the engine forgot are dropped."""
 HISTORY_MS: Final = 7 * DAY_MS
 FILLS_MS: Final = 3 * DAY_MS
 CLIENT_ID: Final = re.compile(r"[A-Za-z0-9]{1,32}")
@@ -145,6 +147,7 @@ class Trading:
         self.accounts: dict[str, None] = {}
         """The accounts of API keys (private pushes go to these only)."""
         self.meta: dict[str, OrderMeta] = {}
+        self._meta_limit = META_KEPT
         self.fills: dict[str, deque[FillRecord]] = {}
         self.leverage: dict[tuple[str, str, MarginMode], Decimal] = {}
         self.switches: dict[str, Switch] = {}
@@ -254,7 +257,15 @@ class Trading:
                 ),
             )
         self.meta[order.order_id] = order_meta
+        if len(self.meta) > self._meta_limit:
+            self._forget()
         return {**ids, "ordId": order.order_id, "sCode": "0", "sMsg": "Order placed"}
+
+    def _forget(self) -> None:
+        """Drop the views of orders the matching engine forgot (it keeps the last closed
+        orders of each account), so a long run holds a bounded number."""
+        self.meta = {i: meta for i, meta in self.meta.items() if self.venue.order(i) is not None}
+        self._meta_limit = max(META_KEPT, 2 * len(self.meta))
 
     def _order(
         self, account: str, args: Mapping[str, Any], *, now_ms: int
