@@ -226,7 +226,6 @@ class RedisBus:
         """Numbers the bus's own commands (unique across runs: the engine applies an id once)."""
         self._bots: dict[str, Bot] = {}
         """The bots started through a StartBot, to start them again when a lease comes back."""
-        self._lost_notes: list[tuple[str, int]] = []
         self._stats = dict.fromkeys(
             (
                 "delivered",
@@ -383,7 +382,9 @@ class RedisBus:
                 self._spill("redis unreachable")
                 self.journal.sync_if_due()
                 self._signal_progress()
-                await trio.sleep(delay)
+                # Wake at least every fsync interval: what publish() journals meanwhile is
+                # synced on time.
+                await trio.sleep(min(delay, max(self.journal.fsync_interval, 0.05)))
                 delay = min(delay * 2, self.config.retry_max_delay)
                 continue
             delay = 0.05
