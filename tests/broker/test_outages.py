@@ -262,3 +262,29 @@ async def test_an_engine_run_loses_no_event_across_a_redis_restart(
     durable = [e for e in recording.published if EVENT_STREAMS[e.type] is not None]
     assert len(durable) > 500
     assert check_complete_and_in_order(durable_redis.url, durable) <= 1000
+
+
+async def test_a_full_redis_refusing_writes_is_waited_out(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """``maxmemory`` reached under ``noeviction``: Redis answers OOM. That is "not now", not
+    "never": the events wait in the journal until Redis has room again."""
+    events = list(mixed_events(3000))
+    with redis.Redis.from_url(own_redis.url) as client:
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", used + 200_000)
+        async with open_redis_bus(config(own_redis.url, tmp_path / "journal")) as bus:
+            for e in events:
+                bus.publish(e)
+            for _ in range(500):
+                if bus.statistics().journaled:
+                    break
+                await trio.sleep(0.01)
+            assert not bus.statistics().connected  # OOM counts as unavailable
+            client.config_set("maxmemory", 0)
+            with trio.fail_after(10):
+                await bus.flush()
+            stats = bus.statistics()
+        assert stats.failed == stats.lost == 0
+    assert check_complete_and_in_order(own_redis.url, events) <= 2000

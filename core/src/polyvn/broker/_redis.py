@@ -57,6 +57,15 @@ _UNAVAILABLE: Final = (
     redis.exceptions.TimeoutError,
     OSError,
 )
+_NOT_NOW: Final = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+)
+"""Error replies that mean "not now" rather than "never" (a full or read-only Redis...)."""
+_NOT_NOW_CODES: Final = ("MISCONF", "BUSY", "NOREPLICAS")
 _PASSWORD: Final = re.compile(r"(?<=://)([^:@/]*):([^@/]*)@")
 
 
@@ -156,8 +165,10 @@ class RedisClient:
     async def pipeline(self, packed: Sequence[bytes], *, count: int | None = None) -> list[Any]:
         """Send already packed commands in one write and read every reply in the same thread
         hop. *packed* is a list of :func:`pack` results (or one buffer holding *count*
-        commands). An error reply is returned in place as a :class:`BrokerError`; the others
-        are sent on regardless (a pipeline is not a transaction)."""
+        commands). An error reply is returned in place: a :class:`BrokerUnavailableError` when
+        it means "not now" (out of memory under ``noeviction``, read-only, busy...), else a
+        :class:`BrokerError`; the other commands run regardless (a pipeline is not a
+        transaction)."""
         total = len(packed) if count is None else count
         return await self._run(lambda: self._pipeline_sync(packed, total))
 
@@ -170,8 +181,13 @@ class RedisClient:
             for _ in range(total):
                 try:
                     replies.append(connection.read_response())
+                except _NOT_NOW as exc:
+                    replies.append(BrokerUnavailableError(f"redis cannot take it now: {exc}"))
                 except redis.exceptions.ResponseError as exc:
-                    replies.append(BrokerError(str(exc)))
+                    if str(exc).startswith(_NOT_NOW_CODES):
+                        replies.append(BrokerUnavailableError(f"redis cannot take it now: {exc}"))
+                    else:
+                        replies.append(BrokerError(str(exc)))
             return replies
         except BaseException:
             connection.disconnect()  # type: ignore[no-untyped-call]

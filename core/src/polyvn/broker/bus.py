@@ -100,8 +100,6 @@ from polyvn.validation import problems
 log = logging.getLogger(__name__)
 
 TERMINAL: Final = frozenset({BotState.STOPPED, BotState.ERROR, BotState.RISK_STOPPED})
-RETRYABLE: Final = ("OOM", "LOADING", "READONLY", "MISCONF", "BUSY", "TRYAGAIN", "MASTERDOWN")
-"""Error replies that mean "not now" rather than "never": the batch is retried."""
 _BOT_STATE_CHANGED: Final = EventType.BOT_STATE_CHANGED
 _ENGINE_STOPPED: Final = EventType.ENGINE_STOPPED
 _WATCHED: Final = frozenset(
@@ -435,8 +433,9 @@ class RedisBus:
         finally:
             self._in_flight = False
         errors = [r for r in replies if isinstance(r, BrokerError)]
-        if any(str(e).startswith(RETRYABLE) for e in errors):
-            raise BrokerUnavailableError(f"redis cannot take writes now: {errors[0]}")
+        for error in errors:
+            if isinstance(error, BrokerUnavailableError):
+                raise error  # the batch is sent again later: Redis is full, read-only...
         if errors:
             self._stats["failed"] += len(errors)
             log.error("redis refused %d of %d writes: %s", len(errors), len(parts), errors[0])
