@@ -63,3 +63,14 @@ async def test_polyvn_sim_okx_prints_where_it_serves_and_stops_on_sigint() -> No
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_simulator_served_later_starts_at_the_wall_clock() -> None:
+    wall = [1_800_000_000.0]
+    sim = OkxSimulator(seed=1, wall=lambda: wall[0])
+    assert sim.venue.now_ms == 1_800_000_000_000
+    wall[0] += 60  # served a minute after it was made
+    assert sim.now_ms() == 1_800_000_060_000
+    assert sim.venue.now_ms == 1_800_000_060_000  # the market caught up
+    fixed = OkxSimulator(seed=1, settings=OkxSimSettings(start_ms=5_000), wall=lambda: wall[0])
+    assert fixed.now_ms() == 5_000  # a given start is kept

@@ -5,10 +5,10 @@ conformance kit's :class:`~polyvn.testing.exchange.SimulatorControls` (``faults`
 ``reference_book``, ``take``, ``quote``, ``withdraw``).
 
 Time
-    The venue's clock is ``start_ms`` (the wall clock when the simulator was made, unless
-    given) plus the time trio's clock has run since the simulator first read it: with trio's
-    real clock that is wall time, and under a MockClock a test runs hours of market, funding,
-    triggers and TWAP slices in milliseconds. Authentication compares timestamps with the wall
+    The venue's clock is ``start_ms`` (unless given, the wall clock when the simulator first
+    reads its clock) plus the time trio's clock has run since: with trio's real clock that is
+    wall time, and under a MockClock a test runs hours of market, funding, triggers and TWAP
+    slices in milliseconds. Authentication compares timestamps with the wall
     clock (``wall``), as OKX compares them with its own.
 
 Market
@@ -89,16 +89,23 @@ TAKER: Final = "venue:controls"
 
 
 class SimClock:
-    """The venue's clock: ``start_ms`` plus trio's clock since the first reading."""
+    """The venue's clock: ``start_ms`` plus trio's clock since the first reading.
 
-    def __init__(self, start_ms: int) -> None:
+    :param wall: When given, the first reading starts from the wall clock if that is later
+        than ``start_ms`` (a simulator made a while before it serves does not lag behind).
+    """
+
+    def __init__(self, start_ms: int, *, wall: Callable[[], float] | None = None) -> None:
         self.start_ms = start_ms
+        self._wall = wall
         self._origin: float | None = None
 
     def now_ms(self) -> int:
         now = trio.current_time()
         if self._origin is None:
             self._origin = now
+            if self._wall is not None:
+                self.start_ms = max(self.start_ms, int(self._wall() * 1000))
         return self.start_ms + int((now - self._origin) * 1000)
 
 
@@ -155,7 +162,7 @@ class OkxSimulator:
         self.settings = settings = settings or OkxSimSettings()
         self.wall = wall
         start = settings.start_ms if settings.start_ms is not None else int(wall() * 1000)
-        self.clock = SimClock(start)
+        self.clock = SimClock(start, wall=wall if settings.start_ms is None else None)
         self.catalog: tuple[OkxInstrument, ...] = default_catalog(start)
         model = OkxVenueModel.from_catalog(
             self.catalog, funding_interval_ms=settings.funding_interval_ms
