@@ -713,6 +713,63 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+# -- polyvn engines ------------------------------------------------------------------------
+
+
+@cli.command("engines")
+@click.option(
+    "--redis-url",
+    envvar="POLYVN_REDIS_URL",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="The Redis the engines use (env POLYVN_REDIS_URL).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def engines_command(redis_url: str, as_json: bool) -> None:
+    """List the live engines (from their heartbeats) and which engine holds each bot's lease
+    (see docs/operations.md)."""
+    import trio
+
+    from polyvn.broker.errors import BrokerError
+
+    try:
+        report = trio.run(_engines_report, redis_url)
+    except BrokerError as exc:
+        raise CommandError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for engine in report["engines"]:
+        load = engine["load"]
+        click.echo(
+            f"{engine['engine_id']}  {', '.join(engine['exchanges']) or '-'}  "
+            f"{load['bots']} bots  {load['feeds']} feeds  cpu {load['cpu_percent']}%  "
+            f"polyvn {engine['version']}"
+        )
+    if not report["engines"]:
+        click.echo("no live engine")
+    for held in report["leases"]:
+        click.echo(
+            f"bot {held['bot_id']} on {held['engine_id']} (token {held['token']}, "
+            f"expires in {held['ttl_ms'] / 1000:.1f} s)"
+        )
+
+
+async def _engines_report(redis_url: str) -> dict[str, Any]:
+    from polyvn.broker.assign import read_cluster
+    from polyvn.serialization import make_converter
+
+    live, held = await read_cluster(redis_url)
+    converter = make_converter()
+    return {
+        "engines": [converter.unstructure(live[engine_id]) for engine_id in sorted(live)],
+        "leases": [
+            {**attrs.asdict(h.lease), "ttl_ms": h.ttl_ms}
+            for h in sorted(held, key=lambda h: h.lease.bot_id)
+        ],
+    }
+
+
 # -- polyvn worker -------------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from typing import Final
 import attrs
 import trio
 
-from polyvn.broker._redis import RedisClient
+from polyvn.broker._redis import RedisClient, pack
 from polyvn.broker.commands import CommandClient, open_command_client
 from polyvn.broker.envelopes import decode
 from polyvn.broker.errors import BrokerError, InvalidEnvelopeError
@@ -50,7 +50,7 @@ from polyvn.models import (
     StartBot,
     StopBot,
 )
-from polyvn.names import ENGINE_KEY_GLOB
+from polyvn.names import BOT_LEASE_KEY, BOT_LEASE_KEY_GLOB, ENGINE_KEY_GLOB
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,39 @@ class EngineRegistry:
                 continue
             out[heartbeat.engine_id] = heartbeat
         return out
+
+
+@attrs.frozen(kw_only=True)
+class HeldLease:
+    """A bot's lease as Redis holds it now."""
+
+    lease: Lease
+    ttl_ms: int
+    """Milliseconds before it expires unless renewed."""
+
+
+async def leases(client: RedisClient) -> list[HeldLease]:
+    """Every bot lease held now, by bot id."""
+    keys = await client.scan_keys(BOT_LEASE_KEY_GLOB)
+    if not keys:
+        return []
+    values = await client.execute("MGET", *keys)
+    ttls = await client.pipeline([pack("PTTL", key) for key in keys])
+    prefix = BOT_LEASE_KEY.split("{", 1)[0]
+    return [
+        HeldLease(lease=Lease.from_value(key.removeprefix(prefix), value), ttl_ms=int(ttl))
+        for key, value, ttl in zip(keys, values, ttls, strict=True)
+        if value is not None and isinstance(ttl, int) and ttl >= 0
+    ]
+
+
+async def read_cluster(redis_url: str) -> tuple[dict[str, EngineHeartbeat], list[HeldLease]]:
+    """The live engines and the bot leases held, read once (for tools: ``polyvn engines``)."""
+    client = RedisClient(redis_url, name="polyvn-cluster")
+    try:
+        return await EngineRegistry(client).live(), await leases(client)
+    finally:
+        await client.aclose()
 
 
 def least_loaded(
@@ -358,7 +391,10 @@ __all__ = [
     "Change",
     "ChangeKind",
     "EngineRegistry",
+    "HeldLease",
     "Placement",
+    "leases",
     "least_loaded",
     "open_assigner",
+    "read_cluster",
 ]
