@@ -292,3 +292,36 @@ async def test_order_semantics_through_python_okx(okx: Okx, okx_sim: RunningSimu
     ok(await okx(okx.trade.place_order, **spot, px=str(ask - 10), sz="0.001", clOrdId="twice"))
     assert await refused(**spot, px=str(ask - 10), sz="0.001", clOrdId="twice") == "51016"
     assert await refused(**spot, px=str(ask - 10), sz="0.001", clOrdId="not-alnum!") == "51000"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"api_secret_key": "0" * 32}, "50113"),
+        ({"passphrase": "wrong"}, "50105"),
+        ({"api_key": "unknown"}, "50111"),
+        ({"flag": "0"}, "50101"),
+    ],
+)
+async def test_python_okx_authentication_failures(
+    okx_sim: RunningSimulator, change: dict[str, str], code: str
+) -> None:
+    c = okx_sim.credentials
+    fields = {"api_key": c["api_key"], "api_secret_key": c["secret_key"],
+              "passphrase": c["passphrase"], "flag": "1", **change}  # fmt: skip
+    api = Account.AccountAPI(**fields, domain=okx_sim.rest_url)
+    try:
+        answer = await trio.to_thread.run_sync(api.get_account_balance)
+    finally:
+        api.close()
+    assert answer["code"] == code
+
+
+async def test_python_okx_over_https(okx_sim_tls: RunningSimulator) -> None:
+    """The REST classes work over TLS too, trusting the simulator's CA via SSL_CERT_FILE."""
+    api = PublicData.PublicAPI(flag="1", domain=okx_sim_tls.rest_tls_url)
+    try:
+        (now,) = ok(await trio.to_thread.run_sync(api.get_system_time))
+    finally:
+        api.close()
+    assert int(now["ts"]) > 0
