@@ -218,6 +218,17 @@ async def test_cancel_algos(okx_api: SimApi, autojump_clock: trio.testing.MockCl
     assert unknown["data"][0]["sCode"] == "51603"
     missing = await okx_api.call("GET", "/api/v5/trade/order-algo?algoId=1")
     assert missing["code"] == "51603"
+    # cancel-advance-algos (older clients' endpoint for trailing, iceberg, TWAP) works too.
+    trailing = await okx_api.algo(
+        instId=SWAP, tdMode="cross", side="sell", ordType="move_order_stop", sz="1",
+        callbackRatio="0.01", activePx="1000000",
+    )  # fmt: skip
+    entry = [{"instId": SWAP, "algoId": trailing}]
+    assert (await okx_api.ok("POST", "/api/v5/trade/cancel-advance-algos", entry))[0][
+        "sCode"
+    ] == "0"
+    too_many = await okx_api.call("POST", "/api/v5/trade/cancel-algos", entry * 11)
+    assert too_many["code"] == "51000"
 
 
 async def test_algo_requests_are_checked(

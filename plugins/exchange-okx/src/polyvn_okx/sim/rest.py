@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 BATCH_LIMIT: Final = 20
 """Orders one batch request may carry."""
+ALGO_CANCEL_LIMIT: Final = 10
+"""Algo orders one cancel-algos request may name."""
 
 Args = Mapping[str, Any]
 PublicHandler = Callable[[Args, int], list[Json]]
@@ -120,6 +122,13 @@ class RestApi:
             ("POST", "/api/v5/trade/cancel-all-after", "cancel_all_after", self.cancel_after, True),
             ("POST", "/api/v5/trade/order-algo", "place_algo", self.place_algo, True),
             ("POST", "/api/v5/trade/cancel-algos", "cancel_algo", self.cancel_algos, True),
+            (
+                "POST",
+                "/api/v5/trade/cancel-advance-algos",
+                "cancel_algo",
+                self.cancel_algos,
+                True,
+            ),
             ("GET", "/api/v5/trade/order", "get_order", self.get_order, False),
             ("GET", "/api/v5/trade/orders-pending", "open_orders", self.orders_pending, False),
             ("GET", "/api/v5/trade/orders-history", "orders_history", self.orders_history, False),
@@ -360,6 +369,8 @@ class RestApi:
             or not all(isinstance(a, Mapping) for a in entries)
         ):
             raise c.error(c.JSON_ERROR, status=400)
+        if len(entries) > ALGO_CANCEL_LIMIT:
+            raise c.error(c.PARAM_ERROR, f"At most {ALGO_CANCEL_LIMIT} algo orders a request")
         return [self.sim.trading.algos.cancel(key.account, e, now_ms=now) for e in entries]
 
     def get_order(self, key: ApiKey, args: Any, now: int) -> list[Json]:
