@@ -517,3 +517,25 @@ async def test_batch_ops_faults_and_a_closed_position_push(
         opened = await client.until(on("positions", lambda d: d["pos"] == "1"))
         closed = await client.until(on("positions", lambda d: d["pos"] == "0"))
         assert opened["data"][0]["posId"] == closed["data"][0]["posId"]
+
+
+@pytest.mark.parametrize(
+    "okx_settings", [OkxSimSettings(liquidity_interval_ms=20, pump_interval=3600)]
+)
+async def test_no_update_precedes_the_snapshot_when_the_market_is_behind(
+    okx_sim: RunningSimulator,
+) -> None:
+    """The pump is idle, so the market is behind when the client subscribes: the subscription
+    brings it to now and publishes it before the snapshot; updates follow the snapshot."""
+    sim = okx_sim.simulator
+    async with connect(okx_sim) as client:
+        await trio.sleep(0.2)  # ten market steps are due and unpublished
+        await client.send({"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]})
+        await client.receive()
+        seq = (await client.receive())["data"][0]["seqId"]
+        for _ in range(3):
+            await trio.sleep(0.05)
+            sim.step()
+            data = (await client.receive())["data"][0]
+            assert data["prevSeqId"] == seq
+            seq = data["seqId"]

@@ -206,7 +206,7 @@ class AlgoBook:
             trigger = _positive(decimal(args, "triggerPx", required=True), "triggerPx")
             order_px = decimal(args, "orderPx", required=True)
             price_type = choice(args, "triggerPxType", PRICE_TYPES) or "last"
-            now = self.trading.price(algo.inst_id, price_type)
+            now = self.trading.market.price(algo.inst_id, price_type)
             raw = args.get("attachAlgoOrds")
             attach: tuple[Json, ...] = ()
             if raw not in (None, "", []):
@@ -392,7 +392,7 @@ class AlgoBook:
             "instId": algo.inst_id,
             "instType": spec.inst_type,
             "isTradeBorrowMode": "",
-            "last": fmt(self.trading.last(algo.inst_id)),
+            "last": fmt(self.trading.market.last(algo.inst_id)),
             "lever": lever,
             "linkedOrd": {"ordId": algo.parent_order},
             "moveTriggerPx": fmt(algo.move_trigger_px),
@@ -535,7 +535,7 @@ class AlgoBook:
     def _trigger(self, algo: AlgoOrder, now_ms: int) -> None:
         assert algo.trigger_px is not None
         assert algo.size is not None
-        price = self.trading.price(algo.inst_id, algo.trigger_px_type)
+        price = self.trading.market.price(algo.inst_id, algo.trigger_px_type)
         if price is None:
             return
         if (price >= algo.trigger_px) if algo.rising else (price <= algo.trigger_px):
@@ -547,7 +547,9 @@ class AlgoBook:
             trigger: Decimal | None = getattr(algo, f"{name}_trigger_px")
             if trigger is None:
                 continue
-            price = self.trading.price(algo.inst_id, getattr(algo, f"{name}_trigger_px_type"))
+            price = self.trading.market.price(
+                algo.inst_id, getattr(algo, f"{name}_trigger_px_type")
+            )
             if price is None:
                 continue
             above = price >= trigger
@@ -569,7 +571,7 @@ class AlgoBook:
     def _trailing(self, algo: AlgoOrder, now_ms: int) -> None:
         size = algo.size
         assert size is not None
-        price = self.trading.price(algo.inst_id, "last")
+        price = self.trading.market.price(algo.inst_id, "last")
         if price is None:
             return
         selling = algo.side is Side.SELL

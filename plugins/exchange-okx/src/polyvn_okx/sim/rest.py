@@ -267,11 +267,11 @@ class RestApi:
         depth = text(args, "sz") or "1"
         if not depth.isdigit() or not 1 <= int(depth) <= 400:
             raise c.param_error("sz")
-        view = self.sim.trading.book_snapshot(inst_id, now_ms=now, depth=int(depth))
+        view = self.sim.market.book_snapshot(inst_id, now_ms=now, depth=int(depth))
         return [{"asks": view["asks"], "bids": view["bids"], "ts": view["ts"]}]
 
     def ticker(self, args: Args, now: int) -> list[Json]:
-        return [self.sim.trading.ticker(self._spec_of(args), now_ms=now)]
+        return [self.sim.market.ticker(self._spec_of(args), now_ms=now)]
 
     def tickers(self, args: Args, now: int) -> list[Json]:
         inst_type = text(args, "instType")
@@ -279,7 +279,7 @@ class RestApi:
             raise c.param_empty("instType")
         family = text(args, "instFamily") or text(args, "uly")
         return [
-            self.sim.trading.ticker(spec.id, now_ms=now)
+            self.sim.market.ticker(spec.id, now_ms=now)
             for spec in self.sim.trading.specs.values()
             if spec.inst_type == inst_type and (not family or spec.family == family)
         ]
@@ -303,15 +303,15 @@ class RestApi:
         ]
 
     def funding_rate(self, args: Args, now: int) -> list[Json]:
-        return [self.sim.trading.funding_view(self._spec_of(args), now_ms=now)]
+        return [self.sim.market.funding_view(self._spec_of(args), now_ms=now)]
 
     def funding_history(self, args: Args, now: int) -> list[Json]:
         inst_id = self._spec_of(args)
-        self.sim.trading.funding_view(inst_id, now_ms=now)
+        self.sim.market.funding_view(inst_id, now_ms=now)
         after, before, most = cursor(args, "after"), cursor(args, "before"), limit(args)
         rows = [
             row
-            for row in reversed(self.sim.trading.funding_history.get(inst_id, ()))
+            for row in reversed(self.sim.market.funding_history.get(inst_id, ()))
             if (after is None or int(row["fundingTime"]) < after)
             and (before is None or int(row["fundingTime"]) > before)
         ]
@@ -321,7 +321,7 @@ class RestApi:
         inst_type = choice(args, "instType", ("MARGIN", "SWAP", "FUTURES", "OPTION"))
         inst_id, family = text(args, "instId"), text(args, "instFamily") or text(args, "uly")
         return [
-            self.sim.trading.mark_view(spec.id, now_ms=now)
+            self.sim.market.mark_view(spec.id, now_ms=now)
             for spec in self.sim.trading.specs.values()
             if spec.inst_type == inst_type
             and (not inst_id or spec.id == inst_id)
@@ -343,12 +343,12 @@ class RestApi:
                 inst_id and spec.id != inst_id
             ):
                 continue
-            rows.extend(self.sim.trading.tiers(spec.id))
+            rows.extend(self.sim.market.tiers(spec.id))
             break  # one family, one tier table
         return rows
 
     def price_limit(self, args: Args, now: int) -> list[Json]:
-        return [self.sim.trading.price_limit(self._spec_of(args), now_ms=now)]
+        return [self.sim.market.price_limit(self._spec_of(args), now_ms=now)]
 
     # -- private: trade ------------------------------------------------------------------
 
@@ -468,7 +468,7 @@ class RestApi:
         inst_type = text(args, "instType")
         if not inst_type:
             raise c.param_empty("instType")
-        return [self.sim.trading.fee_rates(inst_type, now_ms=now)]
+        return [self.sim.market.fee_rates(inst_type, now_ms=now)]
 
 
 def _args(request: Request) -> Any:

@@ -224,6 +224,7 @@ class OkxSimulator:
             checksum=settings.checksum,
             min_cancel_after_s=settings.min_cancel_after_s,
         )
+        self.market = self.trading.market
         self.keys = KeyRing(keys if keys is not None else (DEMO_KEY, LIVE_KEY))
         self._uids: dict[str, str] = {}
         for key in self.keys:
@@ -292,7 +293,7 @@ class OkxSimulator:
         self.trading.check_switches(now)
         self.trading.algos.tick(now)
         self.publish()
-        self.ws.dispatch(self.trading.book_heartbeats(now, self.settings.heartbeat_ms))
+        self.ws.dispatch(self.market.book_heartbeats(now, self.settings.heartbeat_ms))
 
     async def run_pump(self) -> None:
         """Step every ``pump_interval`` seconds, forever."""

@@ -41,7 +41,7 @@ from typing import Any, Final
 import attrs
 
 from polyvn.engine.paper import margin as m
-from polyvn.models import InstrumentKind, MarginMode, Side, TimeInForce
+from polyvn.models import MarginMode, Side, TimeInForce
 from polyvn.sim import (
     Account,
     BalanceEvent,
@@ -64,34 +64,29 @@ from polyvn.sim import (
     round_down,
     round_up,
 )
-from polyvn_okx.parse import checksum_of
 from polyvn_okx.sim import codes as c
 from polyvn_okx.sim import fields
 from polyvn_okx.sim.algos import AlgoBook
-from polyvn_okx.sim.catalog import FEES, OkxInstrument
+from polyvn_okx.sim.catalog import OkxInstrument
 from polyvn_okx.sim.codes import OkxError
 from polyvn_okx.sim.fields import choice, cursor, decimal, flag, item_error, text
+from polyvn_okx.sim.market import MarketData
 from polyvn_okx.sim.shapes import (
     AttachedTpSl,
     FillRecord,
     Json,
     OrderMeta,
     Push,
-    book_rows,
     fmt,
-    level_strings,
     order_json,
 )
 
 ZERO: Final = Decimal(0)
 ONE: Final = Decimal(1)
 DAY_MS: Final = 24 * 3600 * 1000
-BAND: Final = Decimal("0.05")
-"""The price-limit band: ±5 % around the index price."""
 DEFAULT_LEVERAGE: Final = Decimal(10)
 RATIO: Final = Decimal("0.00000001")
 """Ratios (margin ratio, PnL ratio) are shown to 8 decimal places."""
-BOOK_DEPTH: Final = 400
 FILLS_KEPT: Final = 10_000
 META_KEPT: Final = 10_000
 """Order views kept before those of orders the engine forgot are dropped."""
@@ -121,9 +116,8 @@ class Trading:
 
     :param venue: The simulator core venue (instruments listed, generators added).
     :param catalog: The listed instruments with their OKX fields.
-    :param generators: The liquidity generator of each instrument (its fair price is the
-        index price of spot and the band's centre).
-    :param funding: The funding process of each swap (its premium is published).
+    :param generators: The liquidity generator of each instrument (see :class:`MarketData`).
+    :param funding: The funding process of each swap.
     :param checksum: Send the book checksum (False: send 0, as OKX after its deprecation).
     :param min_cancel_after_s: The shortest cancel-all-after countdown accepted (OKX: 10).
     """
@@ -139,10 +133,10 @@ class Trading:
         min_cancel_after_s: int = 10,
     ) -> None:
         self.venue = venue
-        self.specs: dict[str, OkxInstrument] = {spec.id: spec for spec in catalog}
-        self.generators = dict(generators or {})
-        self.funding_processes = dict(funding or {})
-        self.checksum = checksum
+        self.market = MarketData(
+            venue, catalog, generators=generators, funding=funding, checksum=checksum
+        )
+        self.specs = self.market.specs
         self.min_cancel_after_s = min_cancel_after_s
         self.accounts: dict[str, None] = {}
         """The accounts of API keys (private pushes go to these only)."""
@@ -159,69 +153,18 @@ class Trading:
         """(account, instrument) -> (size, entry) as the fills left it, for fillPnl."""
         self._positions: dict[tuple[str, str], tuple[int, int]] = {}
         """(account, instrument) -> (posId, cTime) of the position."""
-        self._top: dict[tuple[str, str], object] = {}
-        self._book_pushed: dict[str, int] = {}
-        self._trades: dict[str, deque[tuple[int, Decimal, Decimal]]] = {}
         self._pending: list[Push] = []
-        self.funding_history: dict[str, deque[Json]] = {}
-        self._funding_next: dict[str, int] = {}
-        self._funding_rate: dict[str, Decimal] = {}
 
     # -- instruments and prices ----------------------------------------------------------
 
     def spec(self, inst_id: str) -> OkxInstrument:
         """The listed instrument; 51001 otherwise."""
-        spec = self.specs.get(inst_id)
-        if spec is None:
-            raise c.error(c.INSTRUMENT_UNKNOWN)
-        return spec
+        return self.market.spec(inst_id)
 
     def open_account(self, account: str, balances: Mapping[str, Decimal]) -> None:
         if account not in self.accounts:
             self.venue.open_account(account, balances)
             self.accounts[account] = None
-
-    def index_price(self, inst_id: str) -> Decimal | None:
-        """The index: the generator's fair price (else the mark, else the last trade)."""
-        generator = self.generators.get(inst_id)
-        if generator is not None:
-            return generator.fair_price
-        return (
-            self.venue.index_price(inst_id) or self.venue.mark_price(inst_id) or self.last(inst_id)
-        )
-
-    def mark_price(self, inst_id: str) -> Decimal | None:
-        """The venue's mark of a derivative; the index of spot."""
-        return self.venue.mark_price(inst_id) or self.index_price(inst_id)
-
-    def last(self, inst_id: str) -> Decimal | None:
-        trades = self.venue.recent_trades(inst_id, 1)
-        return trades[0].price if trades else None
-
-    def price(self, inst_id: str, kind: str) -> Decimal | None:
-        """The trigger price of *kind* (``last``, ``mark``, ``index``) now."""
-        if kind == "mark":
-            return self.mark_price(inst_id)
-        if kind == "index":
-            return self.index_price(inst_id)
-        return self.last(inst_id) or self.mark_price(inst_id)
-
-    def band(self, inst_id: str) -> tuple[Decimal, Decimal] | None:
-        """(buyLmt, sellLmt): the highest buy and the lowest sell price accepted."""
-        index = self.index_price(inst_id)
-        if index is None:
-            return None
-        tick = self.spec(inst_id).instrument.tick_size
-        return round_down(index * (ONE + BAND), tick), round_up(index * (ONE - BAND), tick)
-
-    def usd_price(self, ccy: str) -> Decimal:
-        """The currency's value in USD (USDT counts as 1)."""
-        if ccy in ("USDT", "USD"):
-            return ONE
-        spec = self.specs.get(f"{ccy}-USDT")
-        if spec is None:
-            return ZERO
-        return self.last(spec.id) or self.index_price(spec.id) or spec.start_price
 
     # -- placing -------------------------------------------------------------------------
 
@@ -297,7 +240,7 @@ class Trading:
             raise c.param_error("sz")
         attached = self._attached(args)
         market = ord_type in ("market", "optimal_limit_ioc")
-        band = self.band(inst.id)
+        band = self.market.band(inst.id)
         price = None if market else decimal(args, "px", required=True)
         if price is not None:
             if price <= 0:
@@ -492,7 +435,7 @@ class Trading:
         ids.update(ordId=order.order_id, clOrdId=order.client_order_id or "")
         meta = self.meta.get(order.order_id)
         problem: OkxError | None = None
-        band = self.band(order.instrument)
+        band = self.market.band(order.instrument)
         if (
             new_price is not None
             and band is not None
@@ -749,7 +692,7 @@ class Trading:
             "details": details,
             "imr": "",
             "isoEq": fmt(
-                sum((Decimal(d["isoEq"]) * self.usd_price(d["ccy"]) for d in details), ZERO)
+                sum((Decimal(d["isoEq"]) * self.market.usd_price(d["ccy"]) for d in details), ZERO)
             ),
             "mgnRatio": "",
             "mmr": "",
@@ -790,9 +733,9 @@ class Trading:
             "clSpotInUseAmt": "",
             "collateralEnabled": False,
             "crossLiab": "",
-            "disEq": fmt(eq * self.usd_price(ccy)),
+            "disEq": fmt(eq * self.market.usd_price(ccy)),
             "eq": fmt(eq),
-            "eqUsd": fmt(eq * self.usd_price(ccy)),
+            "eqUsd": fmt(eq * self.market.usd_price(ccy)),
             "fixedBal": "0",
             "frozenBal": fmt(locked),
             "imr": fmt(imr),
@@ -842,7 +785,7 @@ class Trading:
             (account, inst_id), (10_000 + len(self._positions), now_ms)
         )
         flat = not held.size
-        mark = acct.mark(inst_id) if not flat else self.mark_price(inst_id)
+        mark = acct.mark(inst_id) if not flat else self.market.mark_price(inst_id)
         ct = held.instrument.contract_value
         imr = ZERO if flat else self._imr(acct, inst_id)
         notional = abs(held.size) * ct * (mark or ZERO)
@@ -870,12 +813,12 @@ class Trading:
             "fundingFee": fmt(held.funding),
             "gammaBS": "",
             "gammaPA": "",
-            "idxPx": fmt(self.index_price(inst_id)),
+            "idxPx": fmt(self.market.index_price(inst_id)),
             "imr": fmt(imr) if mode == "cross" else "",
             "instId": inst_id,
             "instType": spec.inst_type,
             "interest": "",
-            "last": fmt(self.last(inst_id)),
+            "last": fmt(self.market.last(inst_id)),
             "lever": fmt(held.leverage or acct.margin_setting(inst_id).leverage),
             "liab": "",
             "liabCcy": "",
@@ -886,7 +829,9 @@ class Trading:
             "mgnMode": mode,
             "mgnRatio": fmt(None if ratio is None else ratio.quantize(RATIO)),
             "mmr": fmt(acct.maintenance_requirement(inst_id)),
-            "notionalUsd": fmt(notional * self.usd_price(held.instrument.settlement_currency)),
+            "notionalUsd": fmt(
+                notional * self.market.usd_price(held.instrument.settlement_currency)
+            ),
             "optVal": "",
             "pendingCloseOrdLiabVal": "",
             "pnl": fmt(held.realized_pnl),
@@ -929,96 +874,6 @@ class Trading:
                 out.append(view)
         return out
 
-    def ticker(self, inst_id: str, *, now_ms: int) -> Json:
-        """The ticker object of ``/market/ticker(s)`` and the tickers channel."""
-        spec = self.specs[inst_id]
-        ticker = self.venue.ticker(inst_id)
-        trades = self._trades.get(inst_id, deque())
-        while trades and trades[0][0] <= now_ms - DAY_MS:
-            trades.popleft()
-        last = self.venue.recent_trades(inst_id, 1)
-        opening = trades[0][1] if trades else (last[0].price if last else None)
-        prices = [p for _, p, _ in trades]
-        volume = sum((s for _, _, s in trades), ZERO)
-        value = sum((p * s for _, p, s in trades), ZERO)
-        ct = spec.instrument.contract_value
-        vol_ccy = volume * ct if spec.is_contract else value
-        return {
-            "instType": spec.inst_type,
-            "instId": inst_id,
-            "last": fmt(ticker.last),
-            "lastSz": fmt(last[0].size) if last else "",
-            "askPx": fmt(ticker.ask),
-            "askSz": fmt(ticker.ask_size),
-            "bidPx": fmt(ticker.bid),
-            "bidSz": fmt(ticker.bid_size),
-            "open24h": fmt(opening),
-            "high24h": fmt(max(prices)) if prices else fmt(opening),
-            "low24h": fmt(min(prices)) if prices else fmt(opening),
-            "volCcy24h": fmt(vol_ccy),
-            "vol24h": fmt(volume),
-            "sodUtc0": fmt(opening),
-            "sodUtc8": fmt(opening),
-            "ts": str(now_ms),
-        }
-
-    def funding_view(self, inst_id: str, *, now_ms: int) -> Json:
-        funding = self.venue.funding_rate(inst_id)
-        if funding is None:
-            raise c.error(c.INSTRUMENT_UNKNOWN)
-        interval = funding.interval_ms or 0
-        history = self.funding_history.get(inst_id)
-        settled = history[-1]["realizedRate"] if history else ""
-        process = self.funding_processes.get(inst_id)
-        premium = process.premium if process is not None else None
-        return {
-            "formulaType": "noRate",
-            "fundingRate": fmt(funding.rate),
-            "fundingTime": str(funding.next_funding_at),
-            "impactValue": "",
-            "instId": inst_id,
-            "instType": "SWAP",
-            "interestRate": "0",
-            "maxFundingRate": "0.00375",
-            "method": "current_period",
-            "minFundingRate": "-0.00375",
-            "nextFundingRate": "",
-            "nextFundingTime": str(funding.next_funding_at + interval),
-            "premium": fmt(premium),
-            "settFundingRate": settled,
-            "settState": "settled" if history else "processing",
-            "ts": str(now_ms),
-        }
-
-    def fee_rates(self, inst_type: str, *, now_ms: int) -> Json:
-        kind = {
-            "SPOT": InstrumentKind.SPOT,
-            "MARGIN": InstrumentKind.SPOT,
-            "SWAP": InstrumentKind.PERPETUAL,
-            "FUTURES": InstrumentKind.FUTURE,
-        }.get(inst_type)
-        if kind is None:
-            raise c.param_error("instType")
-        rates = FEES.rates[kind]
-        maker, taker = fmt(-rates.maker), fmt(-rates.taker)
-        contract = kind is not InstrumentKind.SPOT
-        return {
-            "category": "1",
-            "delivery": "",
-            "exercise": "",
-            "instType": inst_type,
-            "level": "Lv1",
-            "maker": maker,
-            "makerU": maker if contract else "",
-            "makerUSDC": maker if contract else "",
-            "taker": taker,
-            "takerU": taker if contract else "",
-            "takerUSDC": taker if contract else "",
-            "ruleType": "normal",
-            "ts": str(now_ms),
-            "fiat": [],
-        }
-
     # -- events -> pushes ----------------------------------------------------------------
 
     def process(self, now_ms: int) -> list[Push]:
@@ -1035,45 +890,14 @@ class Trading:
             if isinstance(p, BookEvent):
                 books.setdefault(p.update.instrument, []).append(p)
             elif isinstance(p, TradeEvent):
-                trade = p.trade
-                self._trades.setdefault(trade.instrument, deque()).append(
-                    (trade.timestamp, trade.price, trade.size)
-                )
-                trades[trade.instrument] = None
-                pushes.append(
-                    Push(
-                        channel="trades",
-                        inst_id=trade.instrument,
-                        data={
-                            "instId": trade.instrument,
-                            "tradeId": trade.id,
-                            "px": fmt(trade.price),
-                            "sz": fmt(trade.size),
-                            "side": trade.side.value,
-                            "ts": str(trade.timestamp),
-                            "count": "1",
-                            "source": "0",
-                            "seqId": int(trade.id),
-                        },
-                    )
-                )
+                trades[p.trade.instrument] = None
+                pushes.append(self.market.trade_push(p.trade))
             elif isinstance(p, MarkPriceEvent):
-                spec = self.specs.get(p.mark.instrument)
-                if spec is not None:
-                    pushes.append(
-                        Push(
-                            channel="mark-price",
-                            inst_id=spec.id,
-                            data={
-                                "instType": spec.inst_type,
-                                "instId": spec.id,
-                                "markPx": fmt(p.mark.price),
-                                "ts": str(p.mark.timestamp),
-                            },
-                        )
-                    )
+                mark = self.market.mark_push(p.mark)
+                if mark is not None:
+                    pushes.append(mark)
             elif isinstance(p, FundingRateEvent):
-                pushes.extend(self._funding(p, now_ms))
+                pushes.extend(self.market.funding_pushes(p, now_ms))
             elif isinstance(p, FillEvent) and p.account_id in self.accounts:
                 self._record_fill(p)
             elif isinstance(p, OrderEvent) and p.order.account_id in self.accounts:
@@ -1111,10 +935,10 @@ class Trading:
                     if not p.position.size:
                         self._positions.pop((p.account_id, inst_id), None)
         for inst_id, batch in books.items():
-            pushes.extend(self._book_pushes(inst_id, batch, now_ms))
+            pushes.extend(self.market.book_pushes(inst_id, batch, now_ms))
         for inst_id in dict.fromkeys([*books, *trades]):
             if inst_id in self.specs:
-                pushes.extend(self._ticker_push(inst_id, now_ms))
+                pushes.extend(self.market.ticker_push(inst_id, now_ms))
         pushes.extend(self._pending)
         self._pending.clear()
         return pushes
@@ -1189,173 +1013,6 @@ class Trading:
         )
         self.fills.setdefault(event.account_id, deque(maxlen=FILLS_KEPT)).append(record)
         self._last_fill[fill.venue_order_id] = record
-
-    def _funding(self, event: FundingRateEvent, now_ms: int) -> list[Push]:
-        funding = event.funding
-        inst_id = funding.instrument
-        previous = self._funding_next.get(inst_id)
-        if previous is not None and funding.next_funding_at != previous:
-            settled = self._funding_rate.get(inst_id, ZERO)
-            self.funding_history.setdefault(inst_id, deque(maxlen=1000)).append(
-                {
-                    "fundingRate": fmt(settled),
-                    "fundingTime": str(previous),
-                    "instId": inst_id,
-                    "instType": "SWAP",
-                    "method": "current_period",
-                    "realizedRate": fmt(settled),
-                    "formulaType": "noRate",
-                }
-            )
-        self._funding_next[inst_id] = funding.next_funding_at
-        self._funding_rate[inst_id] = funding.rate
-        view = self.funding_view(inst_id, now_ms=now_ms)
-        return [Push(channel="funding-rate", inst_id=inst_id, data=view)]
-
-    def _book_pushes(self, inst_id: str, batch: list[BookEvent], now_ms: int) -> list[Push]:
-        """One books update for the batch (levels merged, seqId the last, prevSeqId the
-        first's), and books5/bbo-tbt when their levels changed."""
-        book = self.venue.book(inst_id)
-        bids: dict[Decimal, Decimal] = {}
-        asks: dict[Decimal, Decimal] = {}
-        for event in batch:
-            bids.update(event.update.bids)
-            asks.update(event.update.asks)
-        first, last = batch[0].update, batch[-1].update
-        assert last.sequence is not None
-        ts = str(last.timestamp)
-        data: Json = {
-            "asks": book_rows(sorted(asks.items()), book.asks),
-            "bids": book_rows(sorted(bids.items(), reverse=True), book.bids),
-            "ts": ts,
-            "checksum": self.book_checksum(inst_id),
-            "prevSeqId": first.prev_sequence,
-            "seqId": last.sequence,
-        }
-        self._book_pushed[inst_id] = now_ms
-        pushes = [Push(channel="books", inst_id=inst_id, action="update", data=data)]
-        for channel, depth in (("books5", 5), ("bbo-tbt", 1)):
-            top = (book.bids.levels(depth), book.asks.levels(depth))
-            if self._top.get((channel, inst_id)) != top:
-                self._top[(channel, inst_id)] = top
-                pushes.append(
-                    Push(
-                        channel=channel,
-                        inst_id=inst_id,
-                        data=self.top_view(inst_id, depth, now_ms=last.timestamp),
-                    )
-                )
-        return pushes
-
-    def book_checksum(self, inst_id: str) -> int:
-        if not self.checksum:
-            return 0
-        book = self.venue.book(inst_id)
-        return checksum_of(level_strings(book.bids.levels(25)), level_strings(book.asks.levels(25)))
-
-    def book_snapshot(self, inst_id: str, *, now_ms: int, depth: int = BOOK_DEPTH) -> Json:
-        """A books snapshot (``prevSeqId`` -1) at the book's current sequence."""
-        book = self.venue.book(inst_id)
-        return {
-            "asks": book_rows(book.asks.levels(depth), book.asks),
-            "bids": book_rows(book.bids.levels(depth), book.bids),
-            "ts": str(now_ms),
-            "checksum": self.book_checksum(inst_id),
-            "prevSeqId": -1,
-            "seqId": book.sequence,
-        }
-
-    def book_heartbeats(self, now_ms: int, interval_ms: int) -> list[Push]:
-        """An empty books update (``prevSeqId == seqId``) for each book unchanged for
-        *interval_ms*."""
-        out = []
-        for inst_id in self.specs:
-            if now_ms - self._book_pushed.get(inst_id, now_ms) < interval_ms:
-                self._book_pushed.setdefault(inst_id, now_ms)
-                continue
-            self._book_pushed[inst_id] = now_ms
-            seq = self.venue.book(inst_id).sequence
-            out.append(
-                Push(
-                    channel="books",
-                    inst_id=inst_id,
-                    action="update",
-                    data={
-                        "asks": [],
-                        "bids": [],
-                        "ts": str(now_ms),
-                        "checksum": self.book_checksum(inst_id),
-                        "prevSeqId": seq,
-                        "seqId": seq,
-                    },
-                )
-            )
-        return out
-
-    def top_view(self, inst_id: str, depth: int, *, now_ms: int) -> Json:
-        """books5 (depth 5, with instId) or bbo-tbt (depth 1) data."""
-        book = self.venue.book(inst_id)
-        data: Json = {
-            "asks": book_rows(book.asks.levels(depth), book.asks),
-            "bids": book_rows(book.bids.levels(depth), book.bids),
-            "ts": str(now_ms),
-            "seqId": book.sequence,
-        }
-        if depth == 5:
-            data["instId"] = inst_id
-        return data
-
-    def _ticker_push(self, inst_id: str, now_ms: int) -> list[Push]:
-        view = self.ticker(inst_id, now_ms=now_ms)
-        key = tuple(view[k] for k in ("last", "askPx", "askSz", "bidPx", "bidSz", "vol24h"))
-        if self._top.get(("tickers", inst_id)) == key:
-            return []
-        self._top[("tickers", inst_id)] = key
-        return [Push(channel="tickers", inst_id=inst_id, data=view)]
-
-    def mark_view(self, inst_id: str, *, now_ms: int) -> Json:
-        spec = self.specs[inst_id]
-        return {
-            "instType": spec.inst_type,
-            "instId": inst_id,
-            "markPx": fmt(self.mark_price(inst_id)),
-            "ts": str(now_ms),
-        }
-
-    def price_limit(self, inst_id: str, *, now_ms: int) -> Json:
-        spec = self.spec(inst_id)
-        band = self.band(inst_id)
-        return {
-            "instType": spec.inst_type,
-            "instId": inst_id,
-            "buyLmt": fmt(band[0]) if band else "",
-            "sellLmt": fmt(band[1]) if band else "",
-            "ts": str(now_ms),
-            "enabled": band is not None,
-        }
-
-    def tiers(self, inst_id: str) -> list[Json]:
-        spec = self.specs[inst_id]
-        rows, low = [], ZERO
-        for tier in spec.tiers:
-            rows.append(
-                {
-                    "baseMaxLoan": "",
-                    "imr": fmt(ONE / tier.max_leverage),
-                    "instId": "",
-                    "instFamily": spec.family,
-                    "maxLever": fmt(tier.max_leverage),
-                    "maxSz": fmt(tier.max_size),
-                    "minSz": fmt(low),
-                    "mmr": fmt(tier.mmr),
-                    "optMgnFactor": "",
-                    "quoteMaxLoan": "",
-                    "tier": str(tier.tier),
-                    "uly": spec.family,
-                }
-            )
-            low = tier.max_size
-        return rows
 
 
 __all__ = ["Switch", "Trading"]

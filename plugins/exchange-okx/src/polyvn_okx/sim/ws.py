@@ -253,7 +253,8 @@ class WsApi:
                 conn.subscriptions.pop(key, None)
                 conn.event({**extra, "event": "unsubscribe", "arg": arg})
                 continue
-            self.sim.publish()  # what happened before goes out before the snapshot
+            self.sim.now_ms()  # bring the market to now, then publish all of it
+            self.sim.publish()  # before the snapshot: no update can precede it
             conn.subscriptions[key] = arg
             conn.event({**extra, "event": "subscribe", "arg": arg})
             for message in self._initial(conn, arg):
@@ -287,21 +288,27 @@ class WsApi:
 
     def _initial(self, conn: Connection, arg: Json) -> list[Json]:
         """What a new subscription sees first."""
-        t, now = self.sim.trading, self.sim.now_ms()
+        # The venue's time as published: advancing it here would put book changes between
+        # the snapshot and the updates already published.
+        t, market, now = self.sim.trading, self.sim.market, self.sim.venue.now_ms
         channel, inst_id = arg["channel"], text(arg, "instId")
         if channel == "books":
             return [
-                {"arg": arg, "action": "snapshot", "data": [t.book_snapshot(inst_id, now_ms=now)]}
+                {
+                    "arg": arg,
+                    "action": "snapshot",
+                    "data": [market.book_snapshot(inst_id, now_ms=now)],
+                }
             ]
         if channel in ("books5", "bbo-tbt"):
             depth = 5 if channel == "books5" else 1
-            return [{"arg": arg, "data": [t.top_view(inst_id, depth, now_ms=now)]}]
+            return [{"arg": arg, "data": [market.top_view(inst_id, depth, now_ms=now)]}]
         if channel == "tickers":
-            return [{"arg": arg, "data": [t.ticker(inst_id, now_ms=now)]}]
+            return [{"arg": arg, "data": [market.ticker(inst_id, now_ms=now)]}]
         if channel == "mark-price":
-            return [{"arg": arg, "data": [t.mark_view(inst_id, now_ms=now)]}]
+            return [{"arg": arg, "data": [market.mark_view(inst_id, now_ms=now)]}]
         if channel == "funding-rate":
-            return [{"arg": arg, "data": [t.funding_view(inst_id, now_ms=now)]}]
+            return [{"arg": arg, "data": [market.funding_view(inst_id, now_ms=now)]}]
         account = conn.account
         if account is None:
             return []
