@@ -12,6 +12,7 @@ import trio.testing
 from polyvn.models import Side
 from polyvn.sim.generators import MAKER_ACCOUNT
 from polyvn_okx.sim import OkxSimSettings
+from polyvn_okx.sim.market import TradeStats
 from tests.okx.conftest import SimApi
 
 SWAP = "BTC-USDT-SWAP"
@@ -117,3 +118,39 @@ async def test_views_of_forgotten_orders_are_dropped(
         "GET", f"/api/v5/trade/order?instId=ETH-USDT&ordId={placed['ordId']}"
     )
     assert (last["ordType"], last["state"]) == ("limit", "live")
+
+
+def test_trade_stats_over_a_day_in_minutes() -> None:
+    day = 24 * 3600 * 1000
+    stats = TradeStats()
+    t0 = 1_800_000_000_000 - 1_800_000_000_000 % day  # midnight UTC
+    stats.add(t0 - 60_000, Decimal(90), Decimal(1))  # yesterday's last minute
+    stats.add(t0 + 1_000, Decimal(100), Decimal(2))
+    stats.add(t0 + 2_000, Decimal(105), Decimal(1))  # same minute
+    stats.add(t0 + 120_000, Decimal(95), Decimal(3))
+    now = t0 + 180_000
+    window = stats.window(now - day)
+    assert window is not None
+    assert (window.open, window.high, window.low) == (Decimal(90), Decimal(105), Decimal(90))
+    assert (window.volume, window.value) == (Decimal(7), Decimal(90 + 200 + 105 + 285))
+    assert stats.open_since(t0) == Decimal(100)  # sodUtc0
+    assert stats.open_since(t0 + 60_000) == Decimal(95)
+    stats.add(t0 + day + 30_000, Decimal(110), Decimal(1))  # a day later: the first minutes age out
+    later = stats.window(t0 + day + 60_000 - day)
+    assert later is not None
+    assert (later.open, later.volume) == (Decimal(95), Decimal(4))
+
+
+async def test_ticker_shows_the_day(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = okx_api.sim
+    sim.take(SWAP, Side.BUY, Decimal(12))  # three levels of 5: three prices
+    (ticker,) = await okx_api.ok("GET", f"/api/v5/market/ticker?instId={SWAP}")
+    trades = await okx_api.ok("GET", f"/api/v5/market/trades?instId={SWAP}")
+    prices = [Decimal(t["px"]) for t in trades]
+    assert (Decimal(ticker["low24h"]), Decimal(ticker["high24h"])) == (min(prices), max(prices))
+    assert Decimal(ticker["open24h"]) == prices[-1]  # the oldest trade
+    assert Decimal(ticker["vol24h"]) == 12
+    assert Decimal(ticker["volCcy24h"]) == Decimal("0.12")  # contracts x ctVal, in BTC
+    assert ticker["last"] == trades[0]["px"]

@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
+import attrs
+
 from polyvn.models import InstrumentKind, MarkPrice, Trade
 from polyvn.sim import (
     BookEvent,
@@ -45,6 +47,61 @@ BAND: Final = Decimal("0.05")
 BOOK_DEPTH: Final = 400
 FUNDING_KEPT: Final = 1000
 """Funding instants kept per swap for funding-rate-history."""
+MINUTE_MS: Final = 60_000
+UTC8: Final = 8 * 3600 * 1000
+
+
+@attrs.frozen(kw_only=True)
+class Candle:
+    """Open, high, low, volume and value (price × size) of the trades of a period."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+    value: Decimal
+
+    def then(self, other: Candle) -> Candle:
+        """This period followed by *other*."""
+        return Candle(
+            open=self.open,
+            high=max(self.high, other.high),
+            low=min(self.low, other.low),
+            volume=self.volume + other.volume,
+            value=self.value + other.value,
+        )
+
+
+class TradeStats:
+    """One instrument's trades in one-minute candles over the last day: the ticker's 24-hour
+    open, high, low and volumes (their window moves a minute at a time) and the day's opens."""
+
+    def __init__(self) -> None:
+        self._minutes: deque[tuple[int, Candle]] = deque()
+
+    def add(self, time_ms: int, price: Decimal, size: Decimal) -> None:
+        minute = time_ms // MINUTE_MS
+        candle = Candle(open=price, high=price, low=price, volume=size, value=price * size)
+        if self._minutes and self._minutes[-1][0] == minute:
+            self._minutes[-1] = (minute, self._minutes[-1][1].then(candle))
+        else:
+            self._minutes.append((minute, candle))
+        while self._minutes and self._minutes[0][0] < minute - DAY_MS // MINUTE_MS:
+            self._minutes.popleft()
+
+    def window(self, since_ms: int) -> Candle | None:
+        """The trades of the minutes from *since_ms* on; None without any."""
+        first = since_ms // MINUTE_MS
+        total: Candle | None = None
+        for minute, candle in self._minutes:
+            if minute >= first:
+                total = candle if total is None else total.then(candle)
+        return total
+
+    def open_since(self, since_ms: int) -> Decimal | None:
+        """The price of the first trade at or after *since_ms* (to the minute)."""
+        first = since_ms // MINUTE_MS
+        return next((c.open for minute, c in self._minutes if minute >= first), None)
 
 
 class MarketData:
@@ -73,7 +130,7 @@ class MarketData:
         self.funding_processes = dict(funding or {})
         self.checksum = checksum
         self.funding_history: dict[str, deque[Json]] = {}
-        self._trades: dict[str, deque[tuple[int, Decimal, Decimal]]] = {}
+        self._stats: dict[str, TradeStats] = {}
         self._top: dict[tuple[str, str], object] = {}
         self._book_pushed: dict[str, int] = {}
         self._funding_next: dict[str, int] = {}
@@ -136,16 +193,14 @@ class MarketData:
         """The ticker object of ``/market/ticker(s)`` and the tickers channel."""
         spec = self.specs[inst_id]
         ticker = self.venue.ticker(inst_id)
-        trades = self._trades.get(inst_id, deque())
-        while trades and trades[0][0] <= now_ms - DAY_MS:
-            trades.popleft()
         last = self.venue.recent_trades(inst_id, 1)
-        opening = trades[0][1] if trades else (last[0].price if last else None)
-        prices = [p for _, p, _ in trades]
-        volume = sum((s for _, _, s in trades), ZERO)
-        value = sum((p * s for _, p, s in trades), ZERO)
-        ct = spec.instrument.contract_value
-        vol_ccy = volume * ct if spec.is_contract else value
+        last_price = last[0].price if last else None
+        stats = self._stats.get(inst_id) or TradeStats()
+        day = stats.window(now_ms - DAY_MS)
+        opening = day.open if day is not None else last_price
+        volume = day.volume if day is not None else ZERO
+        value = day.value if day is not None else ZERO
+        vol_ccy = volume * spec.instrument.contract_value if spec.is_contract else value
         return {
             "instType": spec.inst_type,
             "instId": inst_id,
@@ -156,12 +211,12 @@ class MarketData:
             "bidPx": fmt(ticker.bid),
             "bidSz": fmt(ticker.bid_size),
             "open24h": fmt(opening),
-            "high24h": fmt(max(prices)) if prices else fmt(opening),
-            "low24h": fmt(min(prices)) if prices else fmt(opening),
+            "high24h": fmt(day.high if day is not None else opening),
+            "low24h": fmt(day.low if day is not None else opening),
             "volCcy24h": fmt(vol_ccy),
             "vol24h": fmt(volume),
-            "sodUtc0": fmt(opening),
-            "sodUtc8": fmt(opening),
+            "sodUtc0": fmt(stats.open_since(now_ms - now_ms % DAY_MS) or last_price),
+            "sodUtc8": fmt(stats.open_since(now_ms - (now_ms + UTC8) % DAY_MS) or last_price),
             "ts": str(now_ms),
         }
 
@@ -226,9 +281,10 @@ class MarketData:
 
     def trade_push(self, trade: Trade) -> Push:
         """The trades message of a public trade (and its place in the 24-hour statistics)."""
-        self._trades.setdefault(trade.instrument, deque()).append(
-            (trade.timestamp, trade.price, trade.size)
-        )
+        stats = self._stats.get(trade.instrument)
+        if stats is None:
+            stats = self._stats[trade.instrument] = TradeStats()
+        stats.add(trade.timestamp, trade.price, trade.size)
         return Push(
             channel="trades",
             inst_id=trade.instrument,
@@ -428,4 +484,4 @@ class MarketData:
         return rows
 
 
-__all__ = ["BAND", "MarketData"]
+__all__ = ["BAND", "Candle", "MarketData", "TradeStats"]
