@@ -10,6 +10,7 @@ payload whole.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -26,11 +27,27 @@ _CONVERTER: Final = make_converter()
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
+def _make_dumps() -> Callable[[Any], str]:
+    """``_ENCODER.encode``, minus building CPython's C encoder again for every call (a
+    third of its cost for an event: the bus serializes 100,000 a second). Without the C
+    speedups it is ``_ENCODER.encode`` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    iterencode = make(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(iterencode(value, 0))
+
+
+_DUMPS: Final = _make_dumps()
+
+
 def encode(value: Event | Command | CommandReply | EngineHeartbeat) -> bytes:
     """*value* as compact UTF-8 JSON. ValueError when it cannot be serialized (a non-finite
     decimal, say)."""
     try:
-        return _ENCODER.encode(_CONVERTER.unstructure(value)).encode()
+        return _DUMPS(_CONVERTER.unstructure(value)).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidEnvelopeError(
             f"cannot serialize a {type(value).__name__}: {exc}", Problem.INVALID
