@@ -659,9 +659,10 @@ async def open_redis_bus(config: RedisBusConfig) -> AsyncIterator[RedisBus]:
                     yield bus
                 finally:
                     with trio.CancelScope(shield=True), trio.move_on_after(config.close_timeout):
-                        await bus.flush()
-                        with contextlib.suppress(BrokerError):
-                            await bus.leases.release_pending()
+                        if not bus._down:  # else straight to the journal: no wait for Redis
+                            await bus.flush()
+                            with contextlib.suppress(BrokerError):
+                                await bus.leases.release_pending()
                     nursery.cancel_scope.cancel()
         finally:
             bus._down = True
