@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -37,8 +36,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from polyvn.broker.errors import BrokerError, BrokerUnavailableError
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -158,9 +155,6 @@ class RedisClient:
     async def execute(self, *args: Arg) -> Any:
         """One command; its reply as redis-py parses it (bytes, ints, lists)."""
         return await self._run(lambda: self._client.execute_command(*args))  # type: ignore[no-untyped-call]
-
-    async def ping(self) -> None:
-        await self._run(self._client.ping)
 
     async def pipeline(self, packed: Sequence[bytes], *, count: int | None = None) -> list[Any]:
         """Send already packed commands in one write and read every reply in the same thread
