@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from polyvn.broker import journal as journal_module
 from polyvn.broker.journal import Journal, Record
 
 
@@ -144,3 +145,26 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         Journal(tmp_path, max_bytes=0)
     with pytest.raises(ValueError, match="newline"):
         Journal(tmp_path).append([Record(1, None, "s", b"a\nb")])
+
+
+def test_reading_goes_chunk_by_chunk_through_a_large_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read takes a bounded chunk, not the rest of the segment; a line cut by the chunk's
+    end is read whole next time, and a line longer than a chunk still comes back."""
+    monkeypatch.setattr(journal_module, "READ_CHUNK", 300)
+    journal = Journal(tmp_path)
+    long = Record(21, None, "polyvn:stream:pnl", b"y" * 1000)
+    journal.append([*records(1, 20), long, *records(22, 20)])
+    reads: list[int] = []
+    real = journal.read
+
+    def counting(limit: int) -> tuple[list[Record], int]:
+        got, end = real(limit)
+        reads.append(len(got))
+        return got, end
+
+    monkeypatch.setattr(journal, "read", counting)
+    assert drain(journal, batch=1000) == [*records(1, 20), long, *records(22, 20)]
+    assert len(reads) > 3  # chunks of 300 bytes (and more for the long line), not one read
+    assert journal.statistics().corrupt == 0

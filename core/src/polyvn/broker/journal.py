@@ -44,6 +44,8 @@ import attrs
 log = logging.getLogger(__name__)
 
 SUFFIX: Final = ".seg"
+READ_CHUNK: Final = 1 << 20
+"""Bytes read at a time when delivering (a batch, not the whole segment)."""
 CURSOR: Final = "cursor"
 
 
@@ -273,18 +275,26 @@ class Journal:
         if not self._segments:
             return [], 0
         segment = self._segments[0]
+        left = segment.size - segment.start
+        chunk = min(left, READ_CHUNK)
         with segment.path.open("rb") as file:
             file.seek(segment.start)
-            data = file.read(segment.size - segment.start)
+            data = file.read(chunk)
+            while b"\n" not in data and len(data) < left:  # a line longer than the chunk
+                chunk = min(left, chunk * 2)
+                file.seek(segment.start)
+                data = file.read(chunk)
+        whole = len(data) == left  # the chunk reaches the end of what was written
         records: list[Record] = []
         end = segment.start
         position = 0
         while len(records) < limit and position < len(data):
             newline = data.find(b"\n", position)
-            if newline < 0:  # cut short (a crash mid-write): nothing follows in this segment
-                self._skip_corrupt(segment.path, "a cut-short line")
-                end = segment.start + len(data)
-                break
+            if newline < 0:
+                if whole:  # cut short (a crash mid-write): nothing follows in this segment
+                    self._skip_corrupt(segment.path, "a cut-short line")
+                    end = segment.start + len(data)
+                break  # else the line goes on past this chunk: the next read has it
             record = _parse_line(data[position:newline])
             position = newline + 1
             end = segment.start + position
