@@ -122,14 +122,19 @@ class Journal:
             except ValueError:
                 log.warning("journal %s: ignoring %s (not a segment name)", self.directory, path)
                 continue
-            segment = _Segment(path, first, path.stat().st_size)
-            last = self._last_seq_of(segment)
-            if last is None:  # empty or nothing valid in it
+            size = path.stat().st_size
+            if size == 0:
                 path.unlink()
                 continue
-            self.last_seq = max(self.last_seq, last)
-            self._segments.append(segment)
+            self._segments.append(_Segment(path, first, size))
         self._segments.sort(key=lambda s: s.first)
+        # The newest segment holds the highest sequence number (a segment written back holds
+        # older ones): only its tail needs reading.
+        for segment in reversed(self._segments):
+            last = self._last_seq_of(segment)
+            if last is not None:
+                self.last_seq = last
+                break
         cursor = self.directory / CURSOR
         if cursor.exists():
             starts = dict(line.split(" ", 1) for line in cursor.read_text().splitlines() if line)
@@ -145,12 +150,15 @@ class Journal:
             )
 
     def _last_seq_of(self, segment: _Segment) -> int | None:
-        last = None
-        for line in segment.path.read_bytes().split(b"\n")[:-1]:
+        """The sequence number of the last whole record in *segment*'s tail, if any."""
+        with segment.path.open("rb") as file:
+            file.seek(max(0, segment.size - READ_CHUNK))
+            lines = file.read().split(b"\n")[:-1]
+        for line in reversed(lines):
             record = _parse_line(line)
             if record is not None:
-                last = record.seq
-        return last
+                return record.seq
+        return None
 
     # -- state -----------------------------------------------------------------------------
 
