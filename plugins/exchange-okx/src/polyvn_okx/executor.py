@@ -44,8 +44,8 @@ from polyvn import (
     UnknownOrderError,
     format_decimal,
 )
+from polyvn.engine.orders import is_terminal
 from polyvn.models import (
-    STATUS_ORDER,
     Fill,
     MarginMode,
     Order,
@@ -91,14 +91,9 @@ MAX_LEVERAGE: Final = Decimal(125)
 _ALGO_HINTS: Final = 10_000
 _OWNER_LOOKUPS: Final = 10_000
 """Orders whose owner ``fills`` looks up, at most (then fills stay as OKX lists them)."""
-_TERMINAL: Final = 3
 
 BatchResult = VenueOrder | ExchangeError
 """One order's outcome in a batch: its venue view, or the error OKX gave it."""
-
-
-def _terminal(status: OrderStatus) -> bool:
-    return STATUS_ORDER[status] == _TERMINAL
 
 
 def _first(data: Sequence[Any], what: str, client_order_id: str) -> Mapping[str, Any]:
@@ -145,6 +140,17 @@ class OkxExecutor:
     def tag(self) -> str | None:
         return self._tag
 
+    async def _one(
+        self, path: str, body: Any, client_order_id: str, what: str
+    ) -> Mapping[str, Any]:
+        """POST a request about one order; its result item (OKX's error for it raises)."""
+        data = await self._rest.post(path, body, client_order_id=client_order_id)
+        item = _first(data, what, client_order_id)
+        failed = parse.item_error(item, client_order_id=client_order_id)
+        if failed is not None:
+            raise failed
+        return item
+
     # -- placing -----------------------------------------------------------------------------
 
     async def place(self, order: Order) -> VenueOrder:
@@ -159,11 +165,7 @@ class OkxExecutor:
             await self._ensure_leverage(order.instrument, order.leverage, order)
         cid = order.client_order_id
         try:
-            data = await self._rest.post(ALGO_ORDER if algo else ORDER, body, client_order_id=cid)
-            item = _first(data, "place", cid)
-            failed = parse.item_error(item, client_order_id=cid)
-            if failed is not None:
-                raise failed
+            item = await self._one(ALGO_ORDER if algo else ORDER, body, cid, "place")
         except OrderRejectedError as exc:
             if exc.code == parse.DUPLICATE_CLIENT_ORDER_ID:
                 return await self.get_order(instrument=order.instrument, client_order_id=cid)
@@ -271,10 +273,7 @@ class OkxExecutor:
         cid = order.client_order_id
         body = {"instId": order.instrument, "clOrdId": cid}
         try:
-            data = await self._rest.post(CANCEL_ORDER, body, client_order_id=cid)
-            failed = parse.item_error(_first(data, "cancel", cid), client_order_id=cid)
-            if failed is not None:
-                raise failed
+            await self._one(CANCEL_ORDER, body, cid, "cancel")
         except ExchangeError as exc:
             if exc.code in parse.CANCEL_FAILED:
                 return await self.get_order(instrument=order.instrument, client_order_id=cid)
@@ -291,7 +290,7 @@ class OkxExecutor:
         except ExchangeError as exc:
             log.warning("okx: lookup after cancelling %s failed: %s", order.client_order_id, exc)
             return _view(order, status=OrderStatus.CANCELED)
-        if not _terminal(view.status):
+        if not is_terminal(view.status):
             view = attrs.evolve(view, status=OrderStatus.CANCELED)
         return view
 
@@ -302,14 +301,11 @@ class OkxExecutor:
             algo_id = (await self._algo_detail(order.instrument, cid))[0].venue_order_id
         body = [{"instId": order.instrument, "algoId": algo_id}]
         try:
-            data = await self._rest.post(CANCEL_ALGOS, body, client_order_id=cid)
-            failed = parse.item_error(_first(data, "cancel", cid), client_order_id=cid)
-            if failed is not None:
-                raise failed
+            await self._one(CANCEL_ALGOS, body, cid, "cancel")
         except (OrderRejectedError, UnknownOrderError) as exc:
             # Already fired, finished or gone: a fired one lives on as its child order.
             view, child = await self._algo_detail(order.instrument, cid)
-            if child is None or _terminal(view.status):
+            if child is None or is_terminal(view.status):
                 return view
             log.info("okx: %s fired as order %s; cancelling that (%s)", cid, child, exc.code)
             await self._cancel_child(order, child)
@@ -319,10 +315,7 @@ class OkxExecutor:
         cid = order.client_order_id
         body = {"instId": order.instrument, "ordId": child}
         try:
-            data = await self._rest.post(CANCEL_ORDER, body, client_order_id=cid)
-            failed = parse.item_error(_first(data, "cancel", cid), client_order_id=cid)
-            if failed is not None:
-                raise failed
+            await self._one(CANCEL_ORDER, body, cid, "cancel")
         except ExchangeError as exc:
             if exc.code not in parse.CANCEL_FAILED:
                 raise
@@ -392,17 +385,11 @@ class OkxExecutor:
         else:
             body = parse.format_amend(order, price=price, size=size)
         try:
-            data = await self._rest.post(
-                AMEND_ALGOS if algo else AMEND_ORDER, body, client_order_id=cid
-            )
-            item = _first(data, "amend", cid)
-            failed = parse.item_error(item, client_order_id=cid)
-            if failed is not None:
-                raise failed
+            item = await self._one(AMEND_ALGOS if algo else AMEND_ORDER, body, cid, "amend")
         except ExchangeError as exc:
             if exc.code in parse.AMEND_FAILED:
                 view = await self.get_order(instrument=order.instrument, client_order_id=cid)
-                if _terminal(view.status):
+                if is_terminal(view.status):
                     return view
             raise
         return _view(
@@ -458,7 +445,7 @@ class OkxExecutor:
                 )
             except ExchangeError as exc:
                 return exc
-            if _terminal(view.status):
+            if is_terminal(view.status):
                 return view
         return failed
 
