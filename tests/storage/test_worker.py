@@ -267,3 +267,28 @@ async def test_the_worker_survives_a_redis_restart(
             await until(lambda: worker.statistics().acked == 200)
         assert worker.statistics().retries > 0
     assert sum(database[c].count_documents({}) for c in Collection) == 200
+
+
+async def test_a_worker_started_before_redis_waits_for_it_and_stops_while_it_is_away(
+    store: MongoStore, database: Database[Doc], tmp_path: Path
+) -> None:
+    later = RedisServer(tmp_path)  # not started yet: its port refuses connections
+    settings = WorkerSettings(block_ms=50, retry_min=0.02, retry_max=0.3)
+    worker = PersistenceWorker(
+        store=store, open_consumer=consumer_factory(later.url), settings=settings
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            await until(lambda: worker.statistics().retries >= 2)
+            later.start()
+            await produce(later.url, as_entries(numbered_events(50)))
+            await until(lambda: worker.statistics().acked == 50)
+            later.stop()
+            await until(lambda: worker.statistics().retries >= 5)
+            worker.stop()
+            asked = trio.current_time()
+        assert trio.current_time() - asked < 2  # it did not wait for Redis to come back
+    finally:
+        later.stop()
+    assert sum(database[c].count_documents({}) for c in Collection) == 50

@@ -142,6 +142,7 @@ class PersistenceWorker:
         self._wall_clock = wall_clock or (lambda: time.time_ns() // 1_000_000)
         self._limiter = trio.CapacityLimiter(self.settings.writers)
         self._stopping = False
+        self._stop_requested = trio.Event()
         self._counts: Counter[str] = Counter()
         self._parked: Counter[Refusal] = Counter()
 
@@ -164,26 +165,25 @@ class PersistenceWorker:
         :meth:`run` returns. Give it a deadline (``trio.move_on_after``) in case MongoDB or
         Redis is down; what is not acknowledged then stays pending, not lost."""
         self._stopping = True
+        self._stop_requested.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Create the indexes, then consume until :meth:`stop`. ``started`` once the indexes
-        exist and the consumer is open."""
+        """Create the indexes (retrying until MongoDB answers), then consume until
+        :meth:`stop`, (re)opening the consumer whenever Redis fails. ``started`` once the
+        indexes exist."""
         created = await self._retry("creating the indexes", self.store.ensure_indexes)
         log.info("MongoDB indexes ready: %d", len(created), extra={"indexes": created})
-        started = False
+        task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._report)
             while not self._stopping:
                 try:
                     async with self._open_consumer() as consumer:
-                        if not started:
-                            started = True
-                            task_status.started()
                         await self._consume(consumer)
                 except BrokerError as exc:
                     self._counts["retries"] += 1
                     log.warning("opening the stream consumer failed (%s); retrying", exc)
-                    await trio.sleep(self.settings.retry_max)
+                    await self._pause(self.settings.retry_max)
             nursery.cancel_scope.cancel()
         log.info("persistence worker stopped: %s", self._summary())
 
@@ -228,7 +228,7 @@ class PersistenceWorker:
                     return
                 delay = self._backoff(failures)
                 log.warning("reading the streams failed (%s); retrying in %.1f s", exc, delay)
-                await trio.sleep(delay)
+                await self._pause(delay)
                 continue
             failures = 0
             if entries:
@@ -352,6 +352,11 @@ class PersistenceWorker:
             else:
                 self._counts["acked"] += len(entries)
                 return
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep *seconds*, or less if a stop is asked for."""
+        with trio.move_on_after(seconds):
+            await self._stop_requested.wait()
 
     def _backoff(self, failures: int) -> float:
         settings = self.settings
