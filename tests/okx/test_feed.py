@@ -427,6 +427,32 @@ async def test_private_sockets_log_in_before_subscribing(
     assert auth.ws_login_sign(SECRET, 1538054050) == login["args"][0]["sign"]
 
 
+async def test_tick_by_tick_books_log_in_on_the_public_socket(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue, sink = FakeVenue(), Sink()
+    p = provider(venue, CREDENTIALS)
+    p.subscribe(feed(FeedType.BOOK, "BTC-USDT:books-l2-tbt"))
+    async with running(p, sink):
+        await until(lambda: venue.sockets and len(venue.sockets[0].sent) == 2)
+    (public,) = venue.on("public")
+    assert [r["op"] for r in public.requests()] == ["login", "subscribe"]
+
+
+async def test_a_tick_by_tick_book_added_later_reconnects_to_log_in(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue, sink = FakeVenue(), Sink()
+    p = provider(venue, CREDENTIALS)
+    p.subscribe(feed(FeedType.TRADES))
+    async with running(p, sink):
+        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        p.subscribe(feed(FeedType.BOOK, "BTC-USDT:books50-l2-tbt"))
+        await until(lambda: len(venue.sockets) == 2 and len(venue.sockets[1].sent) == 2)
+    assert [r["op"] for r in venue.sockets[1].requests()] == ["login", "subscribe"]
+    assert len(venue.sockets[1].args("subscribe")) == 2
+
+
 async def test_a_refused_login_marks_private_feeds_down_and_retries(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -89,6 +89,8 @@ PRIVATE_FEEDS: Final = frozenset(
     {FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES}
 )
 CHECKSUM_CHANNELS: Final = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+LOGIN_CHANNELS: Final = frozenset({"books-l2-tbt", "books50-l2-tbt"})
+"""Public book channels OKX serves only after a login (with a VIP key)."""
 INCREMENTAL_CHANNELS: Final = CHECKSUM_CHANNELS
 """Book channels that send a snapshot then updates (the others send snapshots only)."""
 ARGS_PER_REQUEST: Final = 100
@@ -527,6 +529,11 @@ class _Session:
         self.requests: dict[str, list[tuple[Key, int]]] = {}
         """Request id -> the subscriptions it asked for (to place an error)."""
         self.logged_in = trio.Event()
+        self.login = socket.login or (
+            provider._credentials is not None
+            and any(channel in LOGIN_CHANNELS for channel, _ in socket.wanted)
+        )
+        """Log in first: a private socket, or a public one carrying tick-by-tick books."""
         self.received = False
         self.alone: set[Key] = set()
         """Subscriptions sent one per request: one of a batch OKX refused was among them."""
@@ -537,7 +544,7 @@ class _Session:
         """Log in (private sockets), then keep the connection's subscriptions following what
         is wanted; end the connection when nothing is."""
         socket = self.socket
-        if socket.login:
+        if self.login:
             await self._login()
         while True:
             socket.changed = trio.Event()
@@ -548,6 +555,9 @@ class _Session:
                 for k, epoch in wanted.items()
                 if self.sent.get(k) != epoch and socket.refused.get(k) != epoch
             ]
+            needs_login = any(key[0] in LOGIN_CHANNELS for key, _ in fresh)
+            if needs_login and not self.login and self.provider._credentials is not None:
+                raise ws.ConnectionLost("reconnecting to log in for tick-by-tick books")
             for key in stale:
                 del self.sent[key]
             if stale:
@@ -649,7 +659,7 @@ class _Session:
 
     def _error(self, sink: FeedSink, message: Mapping[str, Any]) -> None:
         code, text = str(message.get("code")), str(message.get("msg"))
-        if self.socket.login and not self.logged_in.is_set():
+        if self.login and not self.logged_in.is_set():
             raise AuthenticationError(
                 f"OKX refused the login: {text}", exchange=EXCHANGE, code=code
             )
