@@ -40,9 +40,6 @@ import argparse
 import contextlib
 import functools
 import itertools
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -53,6 +50,7 @@ from typing import Any
 import attrs
 import pymongo
 import trio
+from p4_redis_events import start_redis  # bench/: the same redis-server of its own
 
 from polyvn.broker.envelopes import encode
 from polyvn.broker.streams import StreamEntry, open_stream_consumer, open_stream_producer
@@ -206,34 +204,6 @@ def trading_day(count: int) -> list[Event]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            *("--port", str(port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", str(workdir)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(500):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return server, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.01)
-    server.kill()
-    raise SystemExit("redis-server did not start")
-
-
 def entries_of(events: list[Event]) -> list[tuple[Stream, bytes]]:
     out = []
     for event in events:
@@ -320,7 +290,8 @@ def main() -> None:
     print(f"P5: {len(events)} events ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
     raw_time = worker_time = 0.0
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        redis_server, redis_url = start_redis(Path(tmp))
+        redis_server, redis_port = start_redis(Path(tmp))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
         stack.callback(redis_server.wait)
         stack.callback(redis_server.kill)
         url = args.mongo_url or stack.enter_context(embedded_mongo(Path(tmp) / "mongo")).url

@@ -1,6 +1,6 @@
 """Fixtures of the storage tests: one embedded MongoDB-wire server for the session (a database
-of each test's own on it), and a redis-server of each test module's own (never 6379: the
-stream names are fixed constants, so tests isolate by server, and flush it per test)."""
+of each test's own on it), and the broker tests' redis-server of the session's own (never
+6379: the stream names are fixed constants, so tests isolate by server, emptied per test)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 
 import pymongo
 import pytest
-import redis
 from pymongo.database import Database
 
 from polyvn.storage import EmbeddedMongo, MongoStore, embedded_mongo
-from tests.broker.redisserver import RedisServer
+from tests.broker.conftest import inspect_redis, redis_url, session_redis
+
+__all__ = ["inspect_redis", "redis_url", "session_redis"]  # the broker tests' Redis fixtures
 
 
 @pytest.fixture(scope="session")
@@ -53,24 +54,3 @@ def store(database: Database[dict[str, Any]]) -> MongoStore:
     store = MongoStore(database)
     store.ensure_indexes()
     return store
-
-
-@pytest.fixture(scope="module")
-def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(module_redis: RedisServer) -> Iterator[str]:
-    """The URL of this module's own redis-server, emptied for each test."""
-    with redis.Redis.from_url(module_redis.url) as client:
-        client.flushall()
-    return module_redis.url
-
-
-@pytest.fixture
-def inspect_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """A plain redis-py client, to look at what the code under test left in Redis."""
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
