@@ -292,3 +292,28 @@ async def test_a_worker_started_before_redis_waits_for_it_and_stops_while_it_is_
     finally:
         later.stop()
     assert sum(database[c].count_documents({}) for c in Collection) == 50
+
+
+async def test_a_mongodb_that_refuses_the_worker_is_retried_with_a_short_reason(
+    mongo_server: Any, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = mongo_server.url.replace("mongodb://", "mongodb://nobody:wrong@")
+    client: pymongo.MongoClient[Doc] = pymongo.MongoClient(url, serverSelectionTimeoutMS=200)
+    worker = PersistenceWorker(
+        store=MongoStore(client["polyvn"]), open_consumer=consumer_factory(redis_url), settings=FAST
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.run)
+            await until(lambda: worker.statistics().retries >= 2)
+            nursery.cancel_scope.cancel()
+    finally:
+        client.close()
+    lines = [
+        r.getMessage() for r in caplog.records if "creating the indexes failed" in r.getMessage()
+    ]
+    assert lines
+    assert "AuthenticationFailed: authentication failed" in lines[0]
+    assert all("authentication failed" in line for line in lines)
+    assert all(len(line) < 400 for line in lines)
+    assert worker.statistics().acked == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,3 +176,29 @@ def _delivered(client: redis.Redis) -> int:
             for group in client.xinfo_groups(str(stream)):
                 total += group.get("entries-read") or 0
     return total
+
+
+async def test_the_worker_logs_no_password_and_stops_while_redis_is_away(
+    mongo_server: EmbeddedMongo,
+    database_name: str,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "worker.log"
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    secret_url = f"redis://:s3cret-pw@127.0.0.1:{port}/0"
+    process = worker_process(
+        log,
+        redis_url=secret_url,
+        consumer="pw",
+        extra=["--mongo-url", mongo_server.url, "--database", database_name, "--log-level", "info"],
+    )
+    processes.append(process)
+    await until(lambda: "opening the stream consumer failed" in log.read_text(), 30)
+    process.send_signal(signal.SIGTERM)
+    assert await trio.to_thread.run_sync(process.wait) == 0
+    text = log.read_text()
+    assert "s3cret-pw" not in text
+    assert f"redis://:***@127.0.0.1:{port}/0" in text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from typing import Final
 import attrs
 import trio
 
+from polyvn.broker._redis import redact  # any URL: redis:// or mongodb://
 from polyvn.broker.streams import open_stream_consumer
 from polyvn.engine.logs import configure_logging
 from polyvn.names import ConsumerGroup, Stream
@@ -86,8 +86,8 @@ async def serve_worker(config: WorkerConfig) -> int:
                     log.info(
                         "persistence worker %s: %s -> %s (database %s)",
                         config.consumer,
-                        redact_url(config.redis_url),
-                        redact_url(config.mongo_url) if config.mongo_url else "embedded",
+                        redact(config.redis_url),
+                        redact(config.mongo_url) if config.mongo_url else "embedded",
                         config.database,
                         extra={"consumer": config.consumer, "streams": [str(s) for s in Stream]},
                     )
@@ -131,11 +131,6 @@ async def _watch_signals(
             forced.cancel()
 
 
-def redact_url(url: str) -> str:
-    """*url* without its password (``redis://:***@host``), for logs."""
-    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
-
-
 def _messages(exc: BaseException) -> list[str]:
     if isinstance(exc, BaseExceptionGroup):
         return [message for inner in exc.exceptions for message in _messages(inner)]
@@ -146,7 +141,6 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_REDIS_URL",
     "WorkerConfig",
-    "redact_url",
     "run_worker_command",
     "serve_worker",
 ]

@@ -330,7 +330,7 @@ class PersistenceWorker:
                 failures += 1
                 self._counts["retries"] += 1
                 delay = self._backoff(failures)
-                log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+                log.warning("%s failed (%s); retrying in %.1f s", what, _describe(exc), delay)
                 await trio.sleep(delay)
 
     async def _ack(self, consumer: Consumer, entries: list[StreamEntry]) -> None:
@@ -380,6 +380,16 @@ class PersistenceWorker:
             f"{s.duplicates}, unchanged {s.unchanged}, acked {s.acked}, retries {s.retries}, "
             f"parked: {parked}"
         )
+
+
+def _describe(exc: Exception) -> str:
+    """A MongoDB error in one short line (pymongo's messages carry the whole server reply)."""
+    if isinstance(exc, pymongo.errors.OperationFailure):
+        details = exc.details or {}
+        name = details.get("codeName") or f"code {exc.code}"
+        return f"{name}: {details.get('errmsg') or exc}"[:300]
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:300]}{'…' if len(text) > 300 else ''}"
 
 
 __all__ = ["Consumer", "PersistenceWorker", "WorkerSettings", "WorkerStatistics"]
