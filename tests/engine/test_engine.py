@@ -256,6 +256,24 @@ async def test_executor_services_run_for_the_bots_lifetime(
         assert h.runner("paper").state is BotState.RUNNING
 
 
+async def test_heartbeat_counts_running_bots_and_stop_closes_the_feed_providers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue = Venue()
+    async with running(bot("a"), bot("b"), venue=venue, wallets=True) as h:
+        await settle()
+        assert h.engine.heartbeat().load.bots == 2
+        h.runner("a").request_stop()
+        await h.runner("a").done.wait()
+        beat = h.engine.heartbeat()
+        assert beat.bots == ("b",)
+        assert beat.load.bots == 1
+        providers = list(h.engine._providers)  # the venue's public one and the wallet's
+        assert len(providers) == 2
+        assert not any(p.closed for p in providers)
+    assert all(p.closed for p in providers)
+
+
 async def test_stop_keeps_orders_when_asked(autojump_clock: trio.testing.MockClock) -> None:
     live = bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"})
     async with running(live, wallets=True) as h:

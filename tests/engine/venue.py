@@ -311,6 +311,7 @@ class VenueFeeds:
         self.private = private
         self.feeds: set[Feed] = set()
         self.subscribe_calls: list[Feed] = []
+        self.closed = False
 
     async def run(
         self, sink: FeedSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -339,7 +340,7 @@ class VenueFeeds:
         return list(self.venue.instruments.values())
 
     async def aclose(self) -> None:
-        pass
+        self.closed = True
 
 
 class VenueWallet:

@@ -21,7 +21,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from polyvn.adapters import Credentials, PriceSource
+from polyvn.adapters import Credentials, FeedProvider, PriceSource
 from polyvn.engine.bot import BotRunner, EngineServices, MemoryStateStore, StateStore
 from polyvn.engine.bus import Bus, EventFactory
 from polyvn.engine.clock import EngineClock
@@ -67,6 +67,8 @@ from polyvn.registry import ExchangeRegistry
 log = logging.getLogger(__name__)
 
 VERSION: Final = version("polyvn")
+_ENDED: Final = frozenset({BotState.STOPPED, BotState.ERROR, BotState.RISK_STOPPED})
+"""States of a bot that no longer runs (not counted in heartbeats)."""
 CLOSE_TIMEOUT: Final = 10.0
 """Seconds an executor's aclose may take at shutdown before it is abandoned."""
 PRIVATE_FEEDS: Final = (FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES)
@@ -139,6 +141,7 @@ class Engine:
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
         self._public: set[str] = set()
+        self._providers: list[FeedProvider] = []
         self._cpu_mark = (time.process_time(), 0.0)
         self.started_at = 0
 
@@ -199,6 +202,8 @@ class Engine:
                         bots.cancel_scope.cancel()
                 nursery.cancel_scope.cancel()
         finally:
+            with trio.CancelScope(shield=True):
+                await self._close_providers()
             self._publish(EngineStopped(reason="stopped"), exchange=None)
             self._nursery = self._bot_nursery = None
 
@@ -220,6 +225,19 @@ class Engine:
         except Exception:
             log.exception("engine service %r failed; the engine goes on", service)
 
+    async def _close_providers(self) -> None:
+        """Close every feed provider the engine made (their connections and clients), each
+        within CLOSE_TIMEOUT; one that fails or hangs is logged and left."""
+        providers, self._providers = self._providers, []
+        for provider in providers:
+            with trio.move_on_after(CLOSE_TIMEOUT) as closing:
+                try:
+                    await provider.aclose()
+                except Exception:
+                    log.exception("closing feed provider %r failed", provider)
+            if closing.cancelled_caught:
+                log.error("closing feed provider %r took over %g s; left", provider, CLOSE_TIMEOUT)
+
     def _add_providers(self) -> None:
         """One public feed provider per exchange in use, one private per wallet in use."""
         exchanges = {bot.exchange for bot in self.config.bots} | set(self.config.exchanges)
@@ -230,6 +248,7 @@ class Engine:
             provider = self.registry.feed_provider(
                 wallet.exchange, settings=settings, credentials=wallet.credentials
             )
+            self._providers.append(provider)
             self.market.add_provider(wallet.exchange, provider, account=wallet.id)
 
     def _ensure_public_provider(self, exchange: str) -> None:
@@ -237,9 +256,9 @@ class Engine:
         exchange the engine did not start with brings it in)."""
         if exchange not in self._public:
             settings = self.config.settings.get(exchange, {})
-            self.market.add_provider(
-                exchange, self.registry.feed_provider(exchange, settings=settings)
-            )
+            provider = self.registry.feed_provider(exchange, settings=settings)
+            self._providers.append(provider)
+            self.market.add_provider(exchange, provider)
             self._public.add(exchange)
 
     def _hold_private_feeds(self) -> None:
@@ -506,10 +525,10 @@ class Engine:
         return EngineHeartbeat(
             engine_id=self.engine_id,
             exchanges=tuple(self.exchanges),
-            bots=tuple(self.runners),
+            bots=(live := tuple(b for b, r in self.runners.items() if r.state not in _ENDED)),
             version=VERSION,
             load=EngineLoad(
-                bots=len(self.runners),
+                bots=len(live),
                 feeds=stats.upstream_subscriptions,
                 cpu_percent=self._cpu_percent(),
             ),
