@@ -745,3 +745,18 @@ async def test_dead_mans_switch_refuses_bad_credentials(okx_sim: RunningSimulato
     switch = DeadMansSwitch(RestClient(parsed, wrong), interval=1, timeout=10)
     with pytest.raises(AuthenticationError):
         await switch.run()
+
+
+def test_rest_clients_keep_connections_and_share_a_tls_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bot that orders once a minute must not wait for a new connection (httpx's default
+    keeps idle ones 5 s), and a hundred bots must not build a hundred TLS contexts."""
+    from polyvn_okx import http as okx_http
+
+    client = RestClient(Settings(rest_url="https://127.0.0.1:1"), None)
+    pool = client._client._transport._pool  # type: ignore[attr-defined]
+    assert pool._keepalive_expiry == okx_http.KEEPALIVE_SECONDS
+    assert okx_http._tls_context() is okx_http._tls_context()
+    monkeypatch.setenv("SSL_CERT_FILE", "/elsewhere/ca.pem")  # another CA: another context
+    assert okx_http._tls_context() is not okx_http._context_for(None, None)

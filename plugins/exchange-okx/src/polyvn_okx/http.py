@@ -25,10 +25,13 @@ Failures, from least to most known:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -95,6 +98,24 @@ def dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+KEEPALIVE_SECONDS: Final = 60.0
+"""How long an idle connection is kept for the next request. A bot may order once a minute:
+with httpx's default (5 s) most orders would wait for a new TCP (and TLS) connection. A
+connection the venue closed meanwhile is noticed before it is used (httpcore checks it)."""
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process with the same CA settings: building one
+    (the system's CAs, or those ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name) costs milliseconds,
+    and an engine starts a client per bot."""
+    return _context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 class RestClient:
     """Signed and public requests to OKX's REST API.
 
@@ -123,6 +144,8 @@ class RestClient:
             transport=transport,
             headers=self._headers,
             timeout=None,  # callers set deadlines with trio.fail_after
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+            verify=_tls_context(),
         )
         self._base = settings.rest_url.rstrip("/")
         self._targets: dict[str, tuple[httpx.URL, str]] = {}

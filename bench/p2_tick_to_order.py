@@ -1,0 +1,263 @@
+"""P2: tick to order, against the OKX simulator, with 100 bots on one book.
+
+Goal: p99 <= 250 µs from a book frame received to the order request written.
+
+The OKX simulator runs in its own process (``polyvn sim okx --json``), as a venue would. This
+process runs one engine with 100 live bots on BTC-USDT-SWAP, all through the OKX plugin's own
+adapters (trio-websocket feed, httpx REST with v5 signing) and the engine's whole order path
+(FeedManager dispatch, BotRunner, OrderTracker, risk, the bot's order worker, the executor).
+Every bot reads the best bid and ask of each book update; in turn, one bot per book update sends
+an immediate-or-cancel buy ten ticks under the best bid (it never fills, so nothing builds up).
+
+The two instants, both ``time.perf_counter_ns`` in this process:
+
+- *frame received*: the OKX feed's WebSocket connection hands a ``books`` frame to the feed
+  (``polyvn_okx.ws`` connection's ``receive`` returns), before it is parsed;
+- *request written*: httpx's transport starts writing that order's ``POST /api/v5/trade/order``
+  to the socket (httpcore's trio stream ``write`` of the request head).
+
+Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N]``. Prints p50, p90, p99 and
+the maximum, with the number of orders measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import httpcore._backends.trio as httpcore_trio
+import trio
+
+import polyvn_okx.ws as okx_ws
+from polyvn import Credentials, hookimpl, load_plugins, setting
+from polyvn.adapters import FeedUpdate
+from polyvn.engine.bus import InProcessBus
+from polyvn.engine.engine import Engine, EngineConfig, Wallet
+from polyvn.models import Bot, BotMode, BotState, Feed, FeedType, RiskLimits, Side, TimeInForce
+from polyvn.strategy import Strategy, StrategyContext
+
+INSTRUMENT = "BTC-USDT-SWAP"
+TICK = Decimal("0.1")
+SIZE = Decimal("0.01")
+WARMUP = int(os.environ.get("P2_WARMUP", "200"))
+"""Orders sent before measuring (connections open, caches warm)."""
+
+
+class Probe:
+    """The bench's two instants, recorded by the patched connection and stream."""
+
+    def __init__(self) -> None:
+        self.last_book_frame = 0
+        self.sent: dict[str, int] = {}  # client order id -> frame time of its trigger
+        self.latencies: list[int] = []
+        self.head_at: dict[int, int] = {}  # stream id -> when its request head was written
+        self.orders = 0
+
+
+PROBE = Probe()
+CL_ORD_ID = re.compile(rb'"clOrdId": ?"([^"]+)"')
+
+
+def instrument_the_path() -> None:
+    receive = okx_ws._Connection.receive
+    write = httpcore_trio.TrioStream.write
+
+    async def timed_receive(self: Any) -> str | bytes:
+        message = await receive(self)
+        now = time.perf_counter_ns()
+        if '"books"' in message[:48] if isinstance(message, str) else False:
+            PROBE.last_book_frame = now
+        return message
+
+    async def timed_write(self: Any, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 - httpcore's signature
+        now = time.perf_counter_ns()
+        if buffer.startswith(b"POST /api/v5/trade/order "):
+            PROBE.head_at[id(self)] = now
+        elif id(self) in PROBE.head_at:
+            head = PROBE.head_at.pop(id(self))
+            found = CL_ORD_ID.search(buffer)
+            if found is not None:
+                frame = PROBE.sent.pop(found.group(1).decode(), None)
+                if frame is not None:
+                    PROBE.latencies.append(head - frame)
+        await write(self, buffer, timeout)
+
+    okx_ws._Connection.receive = timed_receive  # type: ignore[method-assign]
+    httpcore_trio.TrioStream.write = timed_write  # type: ignore[method-assign]
+
+
+@attrs.frozen(kw_only=True)
+class TurnParams:
+    index: int = setting(ge=0)
+    bots: int = setting(ge=1)
+
+
+class TakeTurns(Strategy[TurnParams]):
+    """Reads the top of the book on every update; every ``bots``-th update is its turn."""
+
+    name = "p2_take_turns"
+
+    def __init__(self, params: TurnParams) -> None:
+        super().__init__(params)
+        self.updates = 0
+        self.working = False
+
+    def feeds(self, exchange: str) -> list[Feed]:
+        return [Feed(exchange=exchange, type=FeedType.BOOK, params=INSTRUMENT)]
+
+    def on_feed_update(self, ctx: StrategyContext, feed: Feed, update: FeedUpdate) -> None:
+        book = ctx.book(INSTRUMENT)
+        if book is None:
+            return
+        bid, ask = book.best_bid(), book.best_ask()
+        self.updates += 1
+        if bid is None or ask is None or self.updates % self.params.bots != self.params.index:
+            return
+        if self.working:
+            return
+        order = ctx.place_order(
+            instrument=INSTRUMENT,
+            side=Side.BUY,
+            size=SIZE,
+            price=bid[0] - 10 * TICK,
+            time_in_force=TimeInForce.IOC,
+        )
+        PROBE.sent[order.client_order_id] = PROBE.last_book_frame
+        PROBE.orders += 1
+        self.working = True
+
+    def on_order_update(self, ctx: StrategyContext, order: Any) -> None:
+        if order.status.value in ("filled", "canceled", "rejected", "expired"):
+            self.working = False
+
+
+class BenchPlugin:
+    @hookimpl
+    def polyvn_strategies(self) -> Sequence[type[Strategy[Any]]]:
+        return [TakeTurns]
+
+
+SIMULATOR = """
+import json, sys, trio
+from polyvn_okx.sim import OkxSimSettings, OkxSimulator
+
+async def main():
+    settings = OkxSimSettings(liquidity_interval_ms={interval}, checksum={checksum}, tls=False)
+    simulator = OkxSimulator(seed=1, settings=settings)
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(lambda task_status: simulator.serve(
+            host="127.0.0.1", port=0, task_status=task_status))
+        print(json.dumps({{"settings": dict(info.settings),
+                          "credentials": dict(info.credentials)}}), flush=True)
+
+trio.run(main)
+"""
+
+
+def start_simulator(*, interval_ms: int, checksum: bool) -> tuple[subprocess.Popen[str], Any]:
+    """The OKX simulator in a process of its own, its market maker stepping every
+    *interval_ms* (a book frame at most every pump step, 50 ms)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYVN_")}
+    code = SIMULATOR.format(interval=interval_ms, checksum=checksum)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+async def run(info: dict[str, Any], *, orders: int, bots: int) -> None:
+    plugins = load_plugins(plugins=[("p2", BenchPlugin())])
+    now = int(time.time() * 1000)
+    config = EngineConfig(
+        engine_id="p2",
+        exchanges=("okx",),
+        settings={"okx": info["settings"]},
+        wallets={"w": Wallet(id="w", exchange="okx", credentials=Credentials(info["credentials"]))},
+        bots=tuple(
+            Bot(
+                id=f"bot{i:03d}",
+                name=f"bot{i:03d}",
+                exchange="okx",
+                strategy=TakeTurns.name,
+                params={"index": i, "bots": bots},
+                wallet_id="w",
+                mode=BotMode.LIVE,
+                state=BotState.IDLE,
+                risk_limits=RiskLimits(),
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(bots)
+        ),
+    )
+    engine = Engine(config=config, plugins=plugins, bus=InProcessBus(subscriber_buffer=10))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        gc.collect()
+        gc.freeze()
+        while len(PROBE.latencies) < WARMUP:  # noqa: ASYNC110 - polling a counter
+            await trio.sleep(0.5)
+        del PROBE.latencies[:]
+        started = time.monotonic()
+        while len(PROBE.latencies) < orders:  # noqa: ASYNC110 - polling a counter
+            await trio.sleep(0.5)
+        elapsed = time.monotonic() - started
+        engine.stop()
+    report(PROBE.latencies[:orders], bots=bots, elapsed=elapsed)
+
+
+def report(latencies: list[int], *, bots: int, elapsed: float) -> None:
+    if not latencies:
+        raise SystemExit("no order was measured")
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000
+
+    print(f"P2 tick-to-order, OKX simulator in its own process, {bots} live bots on one book")
+    print(f"  orders measured: {len(ordered)} over {elapsed:.1f} s (after {WARMUP} warm-up)")
+    print(
+        f"  frame received -> order request written: p50 {pct(50):.0f} µs, "
+        f"p90 {pct(90):.0f} µs, p99 {pct(99):.0f} µs, max {ordered[-1] / 1000:.0f} µs, "
+        f"mean {statistics.fmean(ordered) / 1000:.0f} µs"
+    )
+    print("  goal: p99 <= 250 µs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--bots", type=int, default=100)
+    parser.add_argument(
+        "--interval-ms", type=int, default=50, help="the simulator's market-maker step"
+    )
+    parser.add_argument(
+        "--checksum",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="books carry a checksum (OKX production has sent 0 since 2026-06-23)",
+    )
+    args = parser.parse_args()
+    instrument_the_path()
+    process, info = start_simulator(interval_ms=args.interval_ms, checksum=args.checksum)
+    try:
+        trio.run(lambda: run(info, orders=args.orders, bots=args.bots))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
