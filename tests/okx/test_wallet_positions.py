@@ -32,6 +32,7 @@ from polyvn_okx.positions import OkxPositions
 from polyvn_okx.sim import RunningSimulator
 from polyvn_okx.venue import OkxVenueModel, UsdtPriceSource, default_model
 from polyvn_okx.wallet import OkxWallet
+from tests.okx.conftest import SimApi
 from tests.okx.helpers import fixture, order
 
 D = Decimal
@@ -185,6 +186,24 @@ def test_model_from_recorded_fee_and_tier_answers() -> None:
         "0.03"
     )  # 50 x 0.01 x 60,000
     assert model.maintenance_margin_ratio(SWAP, notional=D(30_001)) == D("0.03")  # the last tier
+
+
+async def test_the_simulator_trades_on_the_hooks_model(okx_api: SimApi) -> None:
+    """OKX's fees and tiers are written once: the simulator's venue runs on the hook's model,
+    and what it answers on /account/trade-fee and /public/position-tiers rebuilds that model."""
+    sim = okx_api.sim
+    assert sim.venue.model == default_model()
+    fees = [
+        (await okx_api.ok("GET", f"/api/v5/account/trade-fee?instType={inst_type}"))[0]
+        for inst_type in ("SPOT", "SWAP", "FUTURES")
+    ]
+    tiers = {}
+    for name, price in (("BTC-USDT", D(60000)), ("ETH-USDT", D(3000))):
+        rows = await okx_api.ok(
+            "GET", f"/api/v5/public/position-tiers?instType=SWAP&tdMode=cross&instFamily={name}"
+        )
+        tiers[name] = (rows, sim.trading.spec(f"{name}-SWAP").instrument, price)
+    assert OkxVenueModel.from_okx(trade_fees=fees, position_tiers=tiers) == default_model()
 
 
 def test_model_from_okx_answers() -> None:

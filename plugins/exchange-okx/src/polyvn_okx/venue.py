@@ -15,7 +15,11 @@
   ``fundingTime`` and ``nextFundingTime``), perpetuals only.
 
 The hook has no I/O, so its model holds published figures (:func:`default_model`): tiers are
-stated in contracts on OKX and are turned into position values at a reference price here.
+stated in contracts on OKX (:class:`PositionTier`) and are turned into position values at a
+reference price here. These tables are the only copy of OKX's fees and tiers in the plugin:
+the simulator lists the same tiers on ``/public/position-tiers``, answers ``/account/trade-fee``
+with :data:`LV1_FEES` and runs its venue on :func:`default_model`, so paper trading against the
+simulator prices fills and margin exactly as the simulator does.
 :meth:`OkxVenueModel.from_okx` builds the exact model of an account from OKX's own answers
 (``/account/trade-fee``, ``/public/position-tiers``, ``/public/funding-rate``) for callers
 that can fetch them.
@@ -62,6 +66,26 @@ def family(instrument: Instrument) -> str:
     """OKX's instrument family of a contract (``BTC-USDT`` for BTC-USDT-SWAP and its
     futures)."""
     return f"{instrument.base}-{instrument.quote}"
+
+
+@attrs.frozen(kw_only=True)
+class PositionTier:
+    """One of OKX's position tiers, as ``/public/position-tiers`` states it: up to
+    ``max_size`` contracts the maintenance margin ratio is ``mmr`` and the leverage at most
+    ``max_leverage``."""
+
+    tier: int
+    max_size: Decimal
+    mmr: Decimal
+    max_leverage: Decimal
+
+
+def position_tiers(*rows: tuple[str, str, str]) -> tuple[PositionTier, ...]:
+    """Tiers 1, 2, ... from ``(max contracts, mmr, max leverage)`` rows."""
+    return tuple(
+        PositionTier(tier=n, max_size=D(size), mmr=D(mmr), max_leverage=D(lever))
+        for n, (size, mmr, lever) in enumerate(rows, start=1)
+    )
 
 
 def tiers_from_contracts(
@@ -167,35 +191,40 @@ class OkxVenueModel:
         return cls(fees=RatioFees(rates=rates), tiers=tiers, funding_intervals=intervals)
 
 
-BTC_USDT_TIERS: Final = tiers_from_contracts(
-    [
-        (D(50000), D("0.004")),
-        (D(100000), D("0.005")),
-        (D(200000), D("0.01")),
-        (D(500000), D("0.02")),
-        (D(1000000), D("0.05")),
-    ],
-    contract_value=D("0.01"),
-    price=D(60000),
+BTC_USDT_TIERS: Final = position_tiers(
+    ("50000", "0.004", "125"),
+    ("100000", "0.005", "100"),
+    ("200000", "0.01", "50"),
+    ("500000", "0.02", "20"),
+    ("1000000", "0.05", "10"),
 )
-"""BTC-USDT swap and futures tiers (contracts of 0.01 BTC, at 60,000 USDT)."""
-ETH_USDT_TIERS: Final = tiers_from_contracts(
-    [
-        (D(50000), D("0.005")),
-        (D(100000), D("0.01")),
-        (D(300000), D("0.02")),
-        (D(1000000), D("0.05")),
-    ],
-    contract_value=D("0.1"),
-    price=D(3000),
+"""OKX's BTC-USDT swap and futures tiers, in contracts of 0.01 BTC."""
+ETH_USDT_TIERS: Final = position_tiers(
+    ("50000", "0.005", "100"),
+    ("100000", "0.01", "50"),
+    ("300000", "0.02", "20"),
+    ("1000000", "0.05", "10"),
 )
-"""ETH-USDT swap and futures tiers (contracts of 0.1 ETH, at 3,000 USDT)."""
+"""OKX's ETH-USDT swap and futures tiers, in contracts of 0.1 ETH."""
+REFERENCE_TIERS: Final = {
+    "BTC-USDT": (BTC_USDT_TIERS, D("0.01"), D(60000)),
+    "ETH-USDT": (ETH_USDT_TIERS, D("0.1"), D(3000)),
+}
+"""The built-in tier tables by family, with the contract value and the reference price
+(USDT) that turn their contract sizes into position values."""
 
 
-def default_model() -> OkxVenueModel:
-    """The model the ``polyvn_venue_model`` hook answers: Lv1 fees, the BTC-USDT and ETH-USDT
-    tiers (the ones the simulator lists too), 1 % for other families, 8-hour funding."""
-    return OkxVenueModel(tiers={"BTC-USDT": BTC_USDT_TIERS, "ETH-USDT": ETH_USDT_TIERS})
+def default_model(*, funding_interval_ms: int = FUNDING_INTERVAL_MS) -> OkxVenueModel:
+    """The model the ``polyvn_venue_model`` hook answers (and the simulator runs on): Lv1
+    fees, the BTC-USDT and ETH-USDT tiers at their reference prices, 1 % for other families,
+    funding every *funding_interval_ms* (OKX: 8 hours)."""
+    tiers = {
+        name: tiers_from_contracts(
+            ((t.max_size, t.mmr) for t in table), contract_value=value, price=price
+        )
+        for name, (table, value, price) in REFERENCE_TIERS.items()
+    }
+    return OkxVenueModel(tiers=tiers, funding_interval=funding_interval_ms)
 
 
 # -- USDT -> USDC ---------------------------------------------------------------------------

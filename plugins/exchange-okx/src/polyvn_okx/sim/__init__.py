@@ -6,7 +6,7 @@ docs/exchanges/okx-simulator.md for what it implements, its credentials and swit
 what differs from OKX.
 """
 
-from polyvn_okx.sim.catalog import OkxInstrument, OkxVenueModel, default_catalog
+from polyvn_okx.sim.catalog import OkxInstrument, default_catalog
 from polyvn_okx.sim.keys import ApiKey, KeyRing
 from polyvn_okx.sim.simulator import (
     BALANCES,
@@ -28,7 +28,6 @@ __all__ = [
     "OkxInstrument",
     "OkxSimSettings",
     "OkxSimulator",
-    "OkxVenueModel",
     "RunningSimulator",
     "create_simulator",
     "default_catalog",

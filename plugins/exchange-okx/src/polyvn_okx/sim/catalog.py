@@ -22,53 +22,29 @@ BTC) are not listed: the simulator core's accounts value every contract in its q
 currency (``pos × ctVal × price``), and an inverse contract's PnL and margin are in the base
 currency (``pos × ctVal / price``).
 
-Fees are OKX's regular tier (Lv1): spot 0.08 % maker, 0.1 % taker; swaps and futures
-0.02 % maker, 0.05 % taker. The liquidation fee ratio is the taker fee, as in OKX's margin ratio.
+The position tiers are the adapter's published tables (:data:`polyvn_okx.venue.BTC_USDT_TIERS`
+and ``ETH_USDT_TIERS``); fees, margin and funding come from the adapter's venue model
+(:func:`polyvn_okx.venue.default_model`): one copy of OKX's numbers for the venue and for
+paper trading.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
 import attrs
 
-from polyvn.models import Instrument, InstrumentKind, Liquidity
-from polyvn.sim import FeeRates, RatioFees
+from polyvn.models import Instrument, InstrumentKind
+from polyvn_okx import parse
+from polyvn_okx.config import EXCHANGE
+from polyvn_okx.venue import BTC_USDT_TIERS, ETH_USDT_TIERS, PositionTier, family
 
-EXCHANGE: Final = "okx"
 D = Decimal
 
-SPOT_FEES: Final = FeeRates(maker=D("0.0008"), taker=D("0.001"))
-CONTRACT_FEES: Final = FeeRates(maker=D("0.0002"), taker=D("0.0005"))
-FEES: Final = RatioFees(
-    rates={
-        InstrumentKind.SPOT: SPOT_FEES,
-        InstrumentKind.PERPETUAL: CONTRACT_FEES,
-        InstrumentKind.FUTURE: CONTRACT_FEES,
-    }
-)
-FUNDING_INTERVAL_MS: Final = 8 * 3600 * 1000
-"""OKX's usual funding interval: 00:00, 08:00 and 16:00 UTC."""
-
-INST_TYPES: Final = {
-    InstrumentKind.SPOT: "SPOT",
-    InstrumentKind.PERPETUAL: "SWAP",
-    InstrumentKind.FUTURE: "FUTURES",
-}
-
-
-@attrs.frozen(kw_only=True)
-class Tier:
-    """One position tier: up to ``max_size`` contracts the maintenance margin ratio is ``mmr``
-    and the leverage at most ``max_leverage``."""
-
-    tier: int
-    max_size: Decimal
-    mmr: Decimal
-    max_leverage: Decimal
+INST_TYPES: Final = {kind: name for name, kind in parse.INSTRUMENT_KINDS.items()}
+"""OKX's ``instType`` of each instrument kind listed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -77,8 +53,7 @@ class OkxInstrument:
 
     :param instrument: What the matching engine trades.
     :param code: OKX's numeric ``instIdCode``.
-    :param start_price: The market generator's first fair price; also the reference price
-        that turns tier sizes into notionals.
+    :param start_price: The market generator's first fair price.
     :param level_size: Size of each level the market maker quotes.
     :param max_leverage: ``lever`` (derivatives).
     :param tiers: Position tiers (derivatives), by ascending ``max_size``.
@@ -90,7 +65,7 @@ class OkxInstrument:
     start_price: Decimal
     level_size: Decimal
     max_leverage: Decimal | None = None
-    tiers: tuple[Tier, ...] = ()
+    tiers: tuple[PositionTier, ...] = ()
     list_time_ms: int = 1_573_557_408_000
 
     @property
@@ -108,22 +83,7 @@ class OkxInstrument:
     @property
     def family(self) -> str:
         """``instFamily`` and ``uly`` of a derivative (``BTC-USDT``); "" for spot."""
-        i = self.instrument
-        return f"{i.base}-{i.quote}" if self.is_contract else ""
-
-    def tier_for(self, size: Decimal) -> Tier:
-        """The tier of a position of *size* contracts (the last one beyond them all)."""
-        for tier in self.tiers:
-            if abs(size) <= tier.max_size:
-                return tier
-        return self.tiers[-1]
-
-
-def _tiers(*rows: tuple[str, str, str]) -> tuple[Tier, ...]:
-    return tuple(
-        Tier(tier=n, max_size=D(size), mmr=D(mmr), max_leverage=D(lever))
-        for n, (size, mmr, lever) in enumerate(rows, start=1)
-    )
+        return family(self.instrument) if self.is_contract else ""
 
 
 def quarterly_expiry(start_ms: int) -> int:
@@ -166,19 +126,6 @@ def default_catalog(start_ms: int) -> tuple[OkxInstrument, ...]:
     depend on *start_ms*."""
     expiry = quarterly_expiry(start_ms)
     suffix = dt.datetime.fromtimestamp(expiry / 1000, tz=dt.UTC).strftime("%y%m%d")
-    btc_tiers = _tiers(
-        ("50000", "0.004", "125"),
-        ("100000", "0.005", "100"),
-        ("200000", "0.01", "50"),
-        ("500000", "0.02", "20"),
-        ("1000000", "0.05", "10"),
-    )
-    eth_tiers = _tiers(
-        ("50000", "0.005", "100"),
-        ("100000", "0.01", "50"),
-        ("300000", "0.02", "20"),
-        ("1000000", "0.05", "10"),
-    )
 
     def contract(
         inst_id: str,
@@ -190,7 +137,7 @@ def default_catalog(start_ms: int) -> tuple[OkxInstrument, ...]:
         price: str,
         level: str,
         lever: str,
-        tiers: tuple[Tier, ...],
+        tiers: tuple[PositionTier, ...],
         code: int,
         expires: int | None = None,
     ) -> OkxInstrument:
@@ -229,7 +176,7 @@ def default_catalog(start_ms: int) -> tuple[OkxInstrument, ...]:
             "60000.0",
             "5",
             "125",
-            btc_tiers,
+            BTC_USDT_TIERS,
             10459,
         ),
         contract(
@@ -242,7 +189,7 @@ def default_catalog(start_ms: int) -> tuple[OkxInstrument, ...]:
             "3000.00",
             "5",
             "100",
-            eth_tiers,
+            ETH_USDT_TIERS,
             10461,
         ),
         contract(
@@ -255,58 +202,16 @@ def default_catalog(start_ms: int) -> tuple[OkxInstrument, ...]:
             "60300.0",
             "5",
             "100",
-            btc_tiers,
+            BTC_USDT_TIERS,
             20001,
             expires=expiry,
         ),
     )
 
 
-@attrs.frozen(kw_only=True)
-class OkxVenueModel:
-    """The simulator's :class:`~polyvn.engine.contracts.VenueModel`: OKX Lv1 fees, the
-    ``mmr`` of each instrument's position tiers (a notional is turned into contracts at the
-    instrument's reference price), the taker fee as the liquidation fee, and funding every
-    ``funding_interval_ms`` for swaps."""
-
-    instruments: Mapping[str, OkxInstrument]
-    funding_interval_ms_: int = FUNDING_INTERVAL_MS
-
-    @classmethod
-    def from_catalog(
-        cls, catalog: Sequence[OkxInstrument], *, funding_interval_ms: int = FUNDING_INTERVAL_MS
-    ) -> OkxVenueModel:
-        return cls(instruments={i.id: i for i in catalog}, funding_interval_ms_=funding_interval_ms)
-
-    def fee(
-        self, instrument: Instrument, *, liquidity: Liquidity, price: Decimal, size: Decimal
-    ) -> Decimal:
-        return FEES.fee(instrument, liquidity=liquidity, price=price, size=size)
-
-    def maintenance_margin_ratio(self, instrument: Instrument, *, notional: Decimal) -> Decimal:
-        listed = self.instruments[instrument.id]
-        if not listed.tiers:
-            return D("0.005")
-        contracts = notional / (instrument.contract_value * listed.start_price)
-        return listed.tier_for(contracts).mmr
-
-    def liquidation_fee_ratio(self, instrument: Instrument) -> Decimal:
-        return FEES.rates.get(instrument.kind, FEES.default).taker
-
-    def funding_interval_ms(self, instrument: Instrument) -> int | None:
-        if instrument.kind is InstrumentKind.PERPETUAL:
-            return self.funding_interval_ms_
-        return None
-
-
 __all__ = [
-    "EXCHANGE",
-    "FEES",
-    "FUNDING_INTERVAL_MS",
     "INST_TYPES",
     "OkxInstrument",
-    "OkxVenueModel",
-    "Tier",
     "default_catalog",
     "quarterly_expiry",
 ]

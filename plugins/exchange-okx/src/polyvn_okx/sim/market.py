@@ -34,10 +34,11 @@ from polyvn.sim import (
     round_down,
     round_up,
 )
-from polyvn_okx.parse import checksum_of
+from polyvn_okx.parse import INSTRUMENT_KINDS, checksum_of
 from polyvn_okx.sim import codes as c
-from polyvn_okx.sim.catalog import FEES, OkxInstrument
+from polyvn_okx.sim.catalog import OkxInstrument
 from polyvn_okx.sim.shapes import Json, Push, book_rows, fmt, level_strings
+from polyvn_okx.venue import LV1_FEES
 
 ZERO: Final = Decimal(0)
 ONE: Final = Decimal(1)
@@ -249,15 +250,10 @@ class MarketData:
         }
 
     def fee_rates(self, inst_type: str, *, now_ms: int) -> Json:
-        kind = {
-            "SPOT": InstrumentKind.SPOT,
-            "MARGIN": InstrumentKind.SPOT,
-            "SWAP": InstrumentKind.PERPETUAL,
-            "FUTURES": InstrumentKind.FUTURE,
-        }.get(inst_type)
+        kind = INSTRUMENT_KINDS.get("SPOT" if inst_type == "MARGIN" else inst_type)
         if kind is None:
             raise c.param_error("instType")
-        rates = FEES.rates[kind]
+        rates = LV1_FEES.rates[kind]
         maker, taker = fmt(-rates.maker), fmt(-rates.taker)
         contract = kind is not InstrumentKind.SPOT
         return {

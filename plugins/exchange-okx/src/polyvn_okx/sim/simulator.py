@@ -51,17 +51,13 @@ from polyvn.sim import (
 )
 from polyvn.sim.faults import Faults
 from polyvn.sim.server import LocalCertificate, SimAddress, SimServer, generate_local_certificate
-from polyvn_okx.sim.catalog import (
-    EXCHANGE,
-    FUNDING_INTERVAL_MS,
-    OkxInstrument,
-    OkxVenueModel,
-    default_catalog,
-)
+from polyvn_okx.config import EXCHANGE
+from polyvn_okx.sim.catalog import OkxInstrument, default_catalog
 from polyvn_okx.sim.keys import ApiKey, KeyRing
 from polyvn_okx.sim.rest import RestApi, injected_error
 from polyvn_okx.sim.trading import Trading
 from polyvn_okx.sim.ws import WsApi
+from polyvn_okx.venue import FUNDING_INTERVAL_MS, default_model
 
 D = Decimal
 
@@ -164,12 +160,9 @@ class OkxSimulator:
         start = settings.start_ms if settings.start_ms is not None else int(wall() * 1000)
         self.clock = SimClock(start, wall=wall if settings.start_ms is None else None)
         self.catalog: tuple[OkxInstrument, ...] = default_catalog(start)
-        model = OkxVenueModel.from_catalog(
-            self.catalog, funding_interval_ms=settings.funding_interval_ms
-        )
         self.venue = Venue(
             exchange=EXCHANGE,
-            model=model,
+            model=default_model(funding_interval_ms=settings.funding_interval_ms),
             start_ms=start,
             unfillable_as_canceled=True,
             event_log_limit=50_000,
