@@ -475,6 +475,28 @@ async def test_market_order_fills_and_shows_in_fills(okx_sim: RunningSimulator) 
     await executor.aclose()
 
 
+async def test_fills_older_than_three_days_come_from_the_fill_history(
+    okx_sim: RunningSimulator,
+) -> None:
+    """A bot created a week ago reconciles from then: /trade/fills reaches back three days,
+    so the executor reads /trade/fills-history (every instrument type, or the instrument's)."""
+    executor = executor_for(okx_sim)
+    week_ago = okx_sim.simulator.now_ms() - 7 * 24 * 3600 * 1000
+    spot = order("ETH-USDT", type=OrderType.MARKET, price=None, size="0.01", client_order_id="old1")
+    swap = order(type=OrderType.MARKET, price=None, size="0.02", client_order_id="old2")
+    for placed in (spot, swap):
+        await executor.place(placed)
+        await reaches(executor, placed.instrument, placed.client_order_id, OrderStatus.FILLED)
+    recent = await executor.fills(since_ms=week_ago + 6 * 24 * 3600 * 1000)
+    older = await executor.fills(since_ms=week_ago)
+    assert older == recent
+    assert {f.client_order_id for f in older} == {"old1", "old2"}
+    assert sum(f.size for f in older if f.instrument == "ETH-USDT") == D("0.01")
+    swap_only = await executor.fills(since_ms=week_ago, instrument="BTC-USDT-SWAP")
+    assert swap_only == [f for f in older if f.instrument == "BTC-USDT-SWAP"]
+    await executor.aclose()
+
+
 async def test_spot_market_order_is_sized_in_base_currency(okx_sim: RunningSimulator) -> None:
     executor = executor_for(okx_sim)
     buy = order("BTC-USDT", type=OrderType.MARKET, price=None, size="0.001")

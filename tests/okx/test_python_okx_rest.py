@@ -152,6 +152,9 @@ async def test_fills_positions_close_and_the_account(okx: Okx) -> None:
     assert sum(Decimal(f["fillSz"]) for f in fills) == 4
     assert {f["side"] for f in fills} == {"sell"}
     assert all(Decimal(f["fee"]) < 0 for f in fills)
+    history = ok(await okx(okx.trade.get_fills_history, instType="SWAP", ordId=placed["ordId"]))
+    assert history == fills  # three months of fills, the last three days included
+    assert ok(await okx(okx.trade.get_fills_history, instType="SPOT")) == []
     (position,) = ok(await okx(okx.account.get_positions, instType="SWAP"))
     assert (position["pos"], position["mgnMode"], position["lever"]) == ("-4", "isolated", "10")
     average = sum(Decimal(f["fillPx"]) * Decimal(f["fillSz"]) for f in fills) / 4

@@ -3,15 +3,17 @@ the test) or of time: liquidation, fill PnL, amend with cxlOnFail, close pushes,
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
 from polyvn.models import Side
 from polyvn.sim.generators import MAKER_ACCOUNT
-from polyvn_okx.sim import OkxSimSettings
+from polyvn_okx.sim import OkxSimSettings, OkxSimulator
 from polyvn_okx.sim.market import TradeStats
 from tests.okx.conftest import SimApi
 
@@ -118,6 +120,51 @@ async def test_views_of_forgotten_orders_are_dropped(
         "GET", f"/api/v5/trade/order?instId=ETH-USDT&ordId={placed['ordId']}"
     )
     assert (last["ordType"], last["state"]) == ("limit", "live")
+
+
+async def test_fills_history_lists_three_months(
+    okx_simulator: OkxSimulator, mock_clock: trio.testing.MockClock
+) -> None:
+    """/trade/fills lists the last 3 days, /trade/fills-history the last 3 months (instType
+    required), both newest first and paged the same way by bill id."""
+    api = SimApi(okx_simulator)
+    fills_of: dict[str, list[str]] = {}
+    for n in range(3):
+        (placed,) = await api.ok("POST", "/api/v5/trade/order", {
+            "instId": SWAP, "tdMode": "cross", "side": "buy", "ordType": "market",
+            "sz": "6", "clOrdId": f"hist{n}"})  # fmt: skip
+        listed = await api.ok("GET", f"/api/v5/trade/fills?ordId={placed['ordId']}")
+        fills_of[placed["ordId"]] = [f["billId"] for f in listed]  # newest first
+    orders = list(fills_of)
+    assert all(len(bills) >= 2 for bills in fills_of.values())  # six contracts, several levels
+    mock_clock.jump(4 * 24 * 3600)  # four days later
+    assert await api.ok("GET", "/api/v5/trade/fills") == []
+    history = await api.ok("GET", "/api/v5/trade/fills-history?instType=SWAP")
+    newest_first = [b for order in reversed(orders) for b in fills_of[order]]
+    assert [f["billId"] for f in history] == newest_first
+    assert await api.ok("GET", "/api/v5/trade/fills-history?instType=SPOT") == []
+    missing = await api.call("GET", "/api/v5/trade/fills-history")
+    assert missing["code"] == "50014"
+    # Paged as /trade/fills: limit, then after (older than) and before (newer than) a bill id.
+    page = "/api/v5/trade/fills-history?instType=SWAP&limit=2"
+    first = await api.ok("GET", page)
+    older = await api.ok("GET", f"{page}&after={first[-1]['billId']}")
+    newer = await api.ok("GET", f"{page}&before={older[0]['billId']}")
+    assert [f["billId"] for f in first + older] == newest_first[:4]
+    assert newer == first
+    # As if the first order had filled 100 days ago and the second 80: only the second and
+    # the third are within three months.
+    trading = okx_simulator.trading
+    now = okx_simulator.now_ms()
+    ages = {orders[0]: 100, orders[1]: 80, orders[2]: 4}
+    trading.fills["demo"] = deque(
+        attrs.evolve(f, time_ms=now - ages[f.order_id] * 24 * 3600 * 1000)
+        for f in trading.fills["demo"]
+    )
+    history = await api.ok("GET", "/api/v5/trade/fills-history?instType=SWAP")
+    assert [f["billId"] for f in history] == [
+        b for order in reversed(orders[1:]) for b in fills_of[order]
+    ]
 
 
 def test_trade_stats_over_a_day_in_minutes() -> None:

@@ -133,6 +133,7 @@ class RestApi:
             ("GET", "/api/v5/trade/orders-pending", "open_orders", self.orders_pending, False),
             ("GET", "/api/v5/trade/orders-history", "orders_history", self.orders_history, False),
             ("GET", "/api/v5/trade/fills", "fills", self.fills, False),
+            ("GET", "/api/v5/trade/fills-history", "fills_history", self.fills_history, False),
             ("GET", "/api/v5/trade/orders-algo-pending", "algo_orders", self.algo_pending, False),
             ("GET", "/api/v5/trade/orders-algo-history", "algo_orders", self.algo_history, False),
             ("GET", "/api/v5/trade/order-algo", "algo_order", self.algo_detail, False),
@@ -384,6 +385,9 @@ class RestApi:
 
     def fills(self, key: ApiKey, args: Any, now: int) -> list[Json]:
         return self.sim.trading.fill_list(key.account, args, now_ms=now)
+
+    def fills_history(self, key: ApiKey, args: Any, now: int) -> list[Json]:
+        return self.sim.trading.fill_list(key.account, args, now_ms=now, history=True)
 
     def algo_pending(self, key: ApiKey, args: Any, now: int) -> list[Json]:
         return self.sim.trading.algos.listing(key.account, args, pending=True)

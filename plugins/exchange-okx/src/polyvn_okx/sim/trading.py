@@ -88,10 +88,14 @@ DEFAULT_LEVERAGE: Final = Decimal(10)
 RATIO: Final = Decimal("0.00000001")
 """Ratios (margin ratio, PnL ratio) are shown to 8 decimal places."""
 FILLS_KEPT: Final = 10_000
+"""Fills kept per account (the oldest go first), whatever their age."""
 META_KEPT: Final = 10_000
 """Order views kept before those of orders the engine forgot are dropped."""
 HISTORY_MS: Final = 7 * DAY_MS
 FILLS_MS: Final = 3 * DAY_MS
+"""How far back ``/trade/fills`` lists."""
+FILLS_HISTORY_MS: Final = 90 * DAY_MS
+"""How far back ``/trade/fills-history`` lists (OKX: the last 3 months)."""
 CLIENT_ID: Final = re.compile(r"[A-Za-z0-9]{1,32}")
 TAG: Final = re.compile(r"[A-Za-z0-9]{0,16}")
 ORD_TYPES: Final = frozenset({"limit", "market", "post_only", "fok", "ioc", "optimal_limit_ioc"})
@@ -649,19 +653,30 @@ class Trading:
             out = out[-limit:]
         return out[:limit]
 
-    def fill_list(self, account: str, args: Mapping[str, Any], *, now_ms: int) -> list[Json]:
-        """``/api/v5/trade/fills``: the last 3 days, newest first, paged by bill id."""
+    def fill_list(
+        self, account: str, args: Mapping[str, Any], *, now_ms: int, history: bool = False
+    ) -> list[Json]:
+        """``/api/v5/trade/fills`` (the last 3 days) or, with *history*,
+        ``/api/v5/trade/fills-history`` (the last 3 months; ``instType`` required): newest
+        first, filtered by instrument type, family, id and order, bounded by ``begin``/``end``
+        (ms), paged by bill id (``after``/``before``) and ``limit``."""
         inst_type = choice(args, "instType", ("", "SPOT", "SWAP", "FUTURES", "MARGIN", "OPTION"))
+        if history and not inst_type:
+            raise c.param_empty("instType")
         inst_id, ord_id = text(args, "instId"), text(args, "ordId")
+        family = text(args, "instFamily") or text(args, "uly")
         after, before = cursor(args, "after"), cursor(args, "before")
         begin, end = decimal(args, "begin"), decimal(args, "end")
         limit = fields.limit(args)
+        oldest = now_ms - (FILLS_HISTORY_MS if history else FILLS_MS)
         out = []
         for fill in reversed(self.fills.get(account, ())):
+            if fill.time_ms < oldest:
+                break  # kept oldest first: everything further is older still
             if (
-                fill.time_ms < now_ms - FILLS_MS
-                or (inst_type and fill.inst_type != inst_type)
+                (inst_type and fill.inst_type != inst_type)
                 or (inst_id and fill.instrument != inst_id)
+                or (family and self.specs[fill.instrument].family != family)
                 or (ord_id and fill.order_id != ord_id)
                 or (after is not None and fill.bill_id >= after)
                 or (before is not None and fill.bill_id <= before)
