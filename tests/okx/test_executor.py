@@ -782,3 +782,18 @@ def test_rest_clients_keep_connections_and_share_a_tls_context(
     assert okx_http._tls_context() is okx_http._tls_context()
     monkeypatch.setenv("SSL_CERT_FILE", "/elsewhere/ca.pem")  # another CA: another context
     assert okx_http._tls_context() is not okx_http._context_for(None, None)
+
+
+async def test_a_21st_tagged_switch_on_one_key_stops_its_bot(okx_sim: RunningSimulator) -> None:
+    """OKX runs 20 tag-level cancel-all-after timers an account: a switch refused for that
+    raises (its bot stops) instead of letting the bot trade unguarded."""
+    parsed, creds = config.load(okx_sim.info.settings, okx_sim.info.credentials)
+    for n in range(20):
+        okx_sim.simulator.trading.cancel_all_after(
+            "demo", {"timeOut": "60", "tag": f"bot{n}"}, now_ms=okx_sim.simulator.now_ms()
+        )
+    switch = DeadMansSwitch(RestClient(parsed, creds), interval=1, timeout=10, tag="bot20")
+    with pytest.raises(OrderRejectedError, match="at most 20") as refused, trio.fail_after(5):
+        await switch.run()
+    assert refused.value.code == "51071"
+    assert ("demo", "bot20") not in okx_sim.simulator.trading.switches

@@ -4,7 +4,8 @@ the simulator through an engine."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from jsonschema import Draft202012Validator
 
 import polyvn_okx.plugin
 from polyvn import Credentials, InvalidParamsError, PluginError, Plugins, load_plugins
+from polyvn.engine.bot import BotRunner
 from polyvn.engine.bus import InProcessBus
 from polyvn.engine.clock import EngineClock
 from polyvn.engine.contracts import ExecutorContext, FlatVenueModel
@@ -27,6 +29,7 @@ from polyvn.models import (
     Capability,
     ExchangeKind,
     InstrumentKind,
+    Order,
     OrderStatus,
     OrderType,
     RiskLimits,
@@ -37,7 +40,7 @@ from polyvn.strategy import NoParams, Strategy, StrategyContext
 from polyvn_okx.executor import DeadMansSwitch, OkxExecutor
 from polyvn_okx.feed import OkxFeedProvider
 from polyvn_okx.positions import OkxPositions
-from polyvn_okx.sim import OkxSimSettings, OkxSimulator, open_simulator
+from polyvn_okx.sim import OkxSimSettings, OkxSimulator, RunningSimulator, open_simulator
 from polyvn_okx.venue import OkxVenueModel, UsdtPriceSource
 from polyvn_okx.wallet import OkxWallet
 
@@ -199,49 +202,122 @@ class StrategyPlugin:
         return [RestingBid]
 
 
-async def test_a_live_bot_keeps_its_switch_armed_and_disarms_it_when_it_stops() -> None:
-    settings = OkxSimSettings(min_cancel_after_s=1, tls=False)
-    simulator = OkxSimulator(seed=5, settings=settings)
+DAY_MS = 24 * 3600 * 1000
+
+
+@asynccontextmanager
+async def engine_on(sim: RunningSimulator) -> AsyncIterator[Engine]:
+    """An engine trading OKX on *sim* with one wallet of the simulator's key; the dead man's
+    switch refreshed every second with a 10 s countdown. Stopped when the block ends."""
     plugins = load_plugins(
         autoload=False, plugins=[("okx", polyvn_okx.plugin), ("strategies", StrategyPlugin())]
     )
-    async with open_simulator(simulator) as sim:
-        exchange_settings = {**sim.info.settings, "dead_man_interval": 1, "dead_man_timeout": 10}
-        now = simulator.now_ms()
-        bot = attrs.evolve(
-            context().bot,  # type: ignore[arg-type]
-            strategy=RestingBid.name,
-            wallet_id="w1",
-            created_at=now,
-            updated_at=now,
+    exchange_settings = {**sim.info.settings, "dead_man_interval": 1, "dead_man_timeout": 10}
+    engine = Engine(
+        config=EngineConfig(
+            engine_id="e1",
+            exchanges=("okx",),
+            settings={"okx": exchange_settings},
+            wallets={"w1": Wallet(id="w1", exchange="okx", credentials=sim.info.credentials)},
+        ),
+        plugins=plugins,
+        bus=InProcessBus(),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        yield engine
+        engine.stop()
+
+
+async def start_resting_bid(engine: Engine, bot_id: str, *, created_at: int) -> BotRunner:
+    """Start a live RestingBid bot on the engine and wait for its order to rest."""
+    bot = attrs.evolve(
+        context(bot_id).bot,  # type: ignore[arg-type]
+        strategy=RestingBid.name,
+        wallet_id="w1",
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    runner = await engine.start_bot(bot)
+    await eventually(lambda: runner.state is BotState.ERROR or engine.tracker.open_orders(bot_id))
+    assert runner.state is BotState.RUNNING, runner.reason
+    return runner
+
+
+async def eventually(check: Callable[[], object], *, seconds: float = 10) -> None:
+    """Poll until *check* holds: the engine's view follows the simulator's pushes."""
+    with trio.fail_after(seconds):
+        while not check():  # noqa: ASYNC110 - polling what two services agree on
+            await trio.sleep(0.02)
+
+
+def status(engine: Engine, order: Order) -> OrderStatus | None:
+    """The engine's status of *order* now."""
+    tracked = engine.tracker.get(order.client_order_id)
+    return None if tracked is None else tracked.status
+
+
+async def stop(runner: BotRunner) -> None:
+    runner.request_stop()
+    with trio.fail_after(10):
+        await runner.done.wait()
+
+
+async def test_a_live_bot_keeps_its_switch_armed_and_disarms_it_when_it_stops() -> None:
+    settings = OkxSimSettings(min_cancel_after_s=1, tls=False)
+    simulator = OkxSimulator(seed=5, settings=settings)
+    async with open_simulator(simulator) as sim, engine_on(sim) as engine:
+        runner = await start_resting_bid(engine, "bot-7", created_at=simulator.now_ms())
+        (resting,) = engine.tracker.open_orders("bot-7")
+        key = ("demo", bot_tag("bot-7"))  # the bot's tag: the switch cancels its orders only
+        switch = simulator.trading.switches[key]
+        await trio.sleep(1.5)
+        assert simulator.trading.switches[key].trigger_ms > switch.trigger_ms  # refreshed
+        await stop(runner)
+        await trio.sleep(0.2)
+        assert key not in simulator.trading.switches  # disarmed after the stop
+        assert status(engine, resting) is OrderStatus.CANCELED
+
+
+async def test_two_live_bots_on_one_key_keep_their_own_switches() -> None:
+    """Bots sharing an API key each keep their own cancel-all-after countdown (OKX's tag-level
+    CAA): one stopping disarms only its own; the other's stays armed, and when it is no longer
+    refreshed it cancels that bot's orders alone. The bots were created a week ago, so
+    starting them reads /trade/fills-history (OKX's /trade/fills reaches back three days)."""
+    settings = OkxSimSettings(min_cancel_after_s=1, tls=False)
+    simulator = OkxSimulator(seed=5, settings=settings)
+    switches = simulator.trading.switches
+    async with open_simulator(simulator) as sim, engine_on(sim) as engine:
+        week_ago = simulator.now_ms() - 7 * DAY_MS
+        runners = {
+            bot_id: await start_resting_bid(engine, bot_id, created_at=week_ago)
+            for bot_id in ("bot-a", "bot-b")
+        }
+        (order_a,) = engine.tracker.open_orders("bot-a")
+        (order_b,) = engine.tracker.open_orders("bot-b")
+        key_a, key_b = ("demo", bot_tag("bot-a")), ("demo", bot_tag("bot-b"))
+        assert switches.keys() == {key_a, key_b}
+
+        await stop(runners["bot-a"])
+        await trio.sleep(0.2)
+        assert switches.keys() == {key_b}  # bot-a disarmed its own countdown only
+        armed = switches[key_b].trigger_ms
+        await trio.sleep(1.5)
+        assert switches[key_b].trigger_ms > armed  # bot-b's is still refreshed
+        assert status(engine, order_a) is OrderStatus.CANCELED  # by bot-a's stop
+        assert status(engine, order_b) is OrderStatus.OPEN
+
+        # bot-b's engine goes quiet toward OKX: its refreshes are refused from now on, and its
+        # countdown runs out (as if the last refresh that got through were nine seconds old).
+        simulator.faults.maintenance(only="cancel_all_after")
+        await trio.sleep(0.2)  # a refresh already past the fault check is done
+        simulator.trading.cancel_all_after(
+            "demo", {"timeOut": "1", "tag": key_b[1]}, now_ms=simulator.now_ms()
         )
-        engine = Engine(
-            config=EngineConfig(
-                engine_id="e1",
-                exchanges=("okx",),
-                settings={"okx": exchange_settings},
-                wallets={"w1": Wallet(id="w1", exchange="okx", credentials=sim.info.credentials)},
-            ),
-            plugins=plugins,
-            bus=InProcessBus(),
+        await eventually(lambda: status(engine, order_b) is OrderStatus.CANCELED)
+        view = simulator.trading.get_order(
+            "demo", {"instId": "BTC-USDT-SWAP", "clOrdId": order_b.client_order_id}
         )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(engine.run)
-            runner = await engine.start_bot(bot)
-            with trio.fail_after(10):
-                while not engine.tracker.open_orders(bot.id):  # noqa: ASYNC110 - polling
-                    await trio.sleep(0.02)
-            (resting,) = engine.tracker.open_orders(bot.id)
-            switch = simulator.trading.switches["demo"]
-            assert switch.tag == bot_tag(bot.id)
-            await trio.sleep(1.5)
-            assert simulator.trading.switches["demo"].trigger_ms > switch.trigger_ms  # refreshed
-            runner.request_stop()
-            with trio.fail_after(10):
-                await runner.done.wait()
-            await trio.sleep(0.2)
-            assert "demo" not in simulator.trading.switches  # disarmed after the stop
-            final = engine.tracker.get(resting.client_order_id)
-            assert final is not None
-            assert final.status is OrderStatus.CANCELED
-            engine.stop()
+        assert (view["cancelSource"], view["tag"]) == ("20", key_b[1])  # the switch's doing
+        assert runners["bot-b"].state is BotState.RUNNING
+        simulator.faults.maintenance(False)

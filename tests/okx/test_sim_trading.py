@@ -122,6 +122,66 @@ async def test_views_of_forgotten_orders_are_dropped(
     assert (last["ordType"], last["state"]) == ("limit", "live")
 
 
+async def test_cancel_all_after_runs_one_countdown_per_tag(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    """OKX's tag-level cancel-all-after: a countdown per (account, tag) cancels only the orders
+    placed with its tag; one without a tag is the account's own and cancels them all."""
+    bid = okx_api.sim.reference_book(SWAP).bids[0][0]
+    for tag in ("botA", "botB", ""):
+        await okx_api.ok("POST", "/api/v5/trade/order", {
+            "instId": SWAP, "tdMode": "cross", "side": "buy", "ordType": "limit",
+            "px": str(bid - 50), "sz": "1", "clOrdId": f"caa{tag or 'none'}", "tag": tag})  # fmt: skip
+
+    async def arm(seconds: int, tag: str = "") -> dict[str, str]:
+        (answer,) = await okx_api.ok(
+            "POST", "/api/v5/trade/cancel-all-after", {"timeOut": str(seconds), "tag": tag}
+        )
+        assert answer["tag"] == tag
+        return answer
+
+    async def states() -> dict[str, tuple[str, str]]:
+        out = {}
+        for name in ("caabotA", "caabotB", "caanone"):
+            (view,) = await okx_api.ok("GET", f"/api/v5/trade/order?instId={SWAP}&clOrdId={name}")
+            out[name] = (view["state"], view["cancelSource"])
+        return out
+
+    armed_at = okx_api.sim.now_ms()
+    assert int((await arm(10, "botA"))["triggerTime"]) == armed_at + 10_000
+    await arm(30, "botB")
+    assert (await arm(0, "botA"))["triggerTime"] == "0"  # botA stops cleanly: botB's stays
+    assert okx_api.sim.trading.switches.keys() == {("demo", "botB")}
+    await trio.sleep(15)
+    assert set((await states()).values()) == {("live", "")}
+    await arm(10, "botA")  # botA again, then quiet: its countdown lapses alone
+    await trio.sleep(11)
+    live, cancelled = ("live", ""), ("canceled", "20")
+    assert await states() == {"caabotA": cancelled, "caabotB": live, "caanone": live}
+    await trio.sleep(5)  # botB's 30 s since it was armed
+    assert await states() == {"caabotA": cancelled, "caabotB": cancelled, "caanone": live}
+    await arm(10)  # the account's own countdown cancels every order
+    await trio.sleep(11)
+    assert (await states())["caanone"] == cancelled
+    assert okx_api.sim.trading.switches == {}
+
+
+async def test_cancel_all_after_refuses_a_bad_tag_and_a_21st_tagged_countdown(
+    okx_api: SimApi, autojump_clock: trio.testing.MockClock
+) -> None:
+    url = "/api/v5/trade/cancel-all-after"
+    bad = await okx_api.call("POST", url, {"timeOut": "10", "tag": "not-alphanumeric"})
+    assert (bad["code"], bad["msg"]) == ("51000", "Parameter tag error")
+    for n in range(20):
+        await okx_api.ok("POST", url, {"timeOut": "60", "tag": f"t{n}"})
+    full = await okx_api.call("POST", url, {"timeOut": "60", "tag": "t20"})
+    assert full["code"] == "51071"
+    await okx_api.ok("POST", url, {"timeOut": "60", "tag": "t0"})  # a refresh is not a new one
+    await okx_api.ok("POST", url, {"timeOut": "60"})  # nor is the account's own
+    await okx_api.ok("POST", url, {"timeOut": "0", "tag": "t0"})
+    await okx_api.ok("POST", url, {"timeOut": "60", "tag": "t20"})  # a slot is free again
+
+
 async def test_fills_history_lists_three_months(
     okx_simulator: OkxSimulator, mock_clock: trio.testing.MockClock
 ) -> None:

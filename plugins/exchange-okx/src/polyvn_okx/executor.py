@@ -21,7 +21,9 @@ plugin hands it to the engine with ``context.add_service``): every ``dead_man_in
 seconds it sends ``timeOut = dead_man_timeout``; when the engine stops refreshing it (a crash,
 a hang, a lost network) OKX cancels the orders when the countdown ends. On a clean stop it
 disarms the timer (``timeOut = 0``). With a tag (the bot's), OKX cancels only the orders
-placed with that tag, so bots sharing one API key keep separate switches.
+placed with that tag, so bots sharing one API key keep separate switches; OKX runs at most 20
+tagged timers an account, and a switch it refuses for that (51071) stops its bot rather than
+let it trade unguarded.
 """
 
 from __future__ import annotations
@@ -741,8 +743,9 @@ class DeadMansSwitch:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Arm the timer, report started, refresh it every interval until cancelled, then
-        disarm it. An AuthenticationError raises (the bot cannot trade anyway); other failures
-        are logged and retried at the next interval."""
+        disarm it. An AuthenticationError raises (the bot cannot trade anyway), and so does
+        OKX's refusal of a 21st tagged timer on the account (51071: no retry helps until
+        another bot stops); other failures are logged and retried at the next interval."""
         try:
             await self._refresh()
             task_status.started()
@@ -762,6 +765,13 @@ class DeadMansSwitch:
         except AuthenticationError:
             raise
         except (ExchangeError, trio.TooSlowError) as exc:
+            if isinstance(exc, ExchangeError) and exc.code == parse.SWITCHES_FULL:
+                raise OrderRejectedError(
+                    f"cancel-all-after for tag {self._tag!r} refused: OKX runs at most 20 "
+                    "tagged timers an account, so at most 20 live bots share one API key",
+                    exchange=EXCHANGE,
+                    code=exc.code,
+                ) from exc
             self.failures += 1
             log.warning("okx: cancel-all-after refresh failed (%s); retrying", exc)
         else:

@@ -859,6 +859,8 @@ AMEND_FAILED: Final = frozenset({"51503", "51509", "51510"})
 """Amend refused: the order is filled, cancelled or does not exist."""
 ORDER_NOT_FOUND: Final = frozenset({"51603"})
 ALGO_NOT_FOUND: Final = frozenset({"51603", "51321", "51327"})
+SWITCHES_FULL: Final = "51071"
+"""OKX already runs 20 tag-level cancel-all-after timers on the account."""
 ENDPOINT_TIMEOUT: Final = frozenset({"50004"})
 """OKX timed out inside: the request may or may not have taken effect."""
 

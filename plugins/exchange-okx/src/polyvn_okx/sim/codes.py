@@ -60,6 +60,7 @@ DUPLICATE_CLIENT_ID: Final = "51016"
 SIZE_TOO_SMALL: Final = "51020"
 POSITION_NONE: Final = "51023"
 LOT_SIZE: Final = "51121"
+TAG_SWITCHES_FULL: Final = "51071"
 REDUCE_ONLY: Final = "51169"
 CANCEL_FAILED: Final = "51400"
 AMEND_FAILED: Final = "51503"
@@ -101,6 +102,7 @@ MESSAGES: Final = {
     SIZE_TOO_SMALL: "Your order should meet or exceed the minimum order amount.",
     POSITION_NONE: "Position does not exist",
     LOT_SIZE: "Order quantity must be a multiple of the lot size.",
+    TAG_SWITCHES_FULL: "The number of tag-level cancel-all-after timers reached the limit of 20.",
     REDUCE_ONLY: "Order failed because you don't have any positions in this direction for "
     "this contract to reduce or close.",
     CANCEL_FAILED: "Order cancellation failed as the order has been filled, canceled or "

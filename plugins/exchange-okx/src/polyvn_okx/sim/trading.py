@@ -98,6 +98,8 @@ FILLS_HISTORY_MS: Final = 90 * DAY_MS
 """How far back ``/trade/fills-history`` lists (OKX: the last 3 months)."""
 CLIENT_ID: Final = re.compile(r"[A-Za-z0-9]{1,32}")
 TAG: Final = re.compile(r"[A-Za-z0-9]{0,16}")
+TAG_SWITCHES_LIVE: Final = 20
+"""Tag-level cancel-all-after countdowns one account may run at a time (OKX: 20)."""
 ORD_TYPES: Final = frozenset({"limit", "market", "post_only", "fok", "ioc", "optimal_limit_ioc"})
 STP_MODES: Final = {
     "": None,
@@ -109,7 +111,8 @@ STP_MODES: Final = {
 
 @attrs.frozen(kw_only=True)
 class Switch:
-    """An account's cancel-all-after countdown."""
+    """A cancel-all-after countdown: of the whole account (``tag`` ""), or of the account's
+    orders placed with ``tag`` (OKX's tag-level CAA)."""
 
     trigger_ms: int
     tag: str = ""
@@ -148,7 +151,8 @@ class Trading:
         self._meta_limit = META_KEPT
         self.fills: dict[str, deque[FillRecord]] = {}
         self.leverage: dict[tuple[str, str, MarginMode], Decimal] = {}
-        self.switches: dict[str, Switch] = {}
+        self.switches: dict[tuple[str, str], Switch] = {}
+        """(account, tag) -> its cancel-all-after countdown; tag "" is the account's own."""
         self.algos = AlgoBook(self)
         self._seen = venue.last_seq
         self._bills = 0
@@ -522,7 +526,10 @@ class Trading:
     # -- the dead man's switch -----------------------------------------------------------
 
     def cancel_all_after(self, account: str, args: Mapping[str, Any], *, now_ms: int) -> Json:
-        """``POST /api/v5/trade/cancel-all-after``: ``timeOut`` seconds (0 disables)."""
+        """``POST /api/v5/trade/cancel-all-after``: ``timeOut`` seconds (0 disables), of the
+        account's orders with ``tag``, or of all its orders without one. Each (account, tag)
+        has its own countdown; at most :data:`TAG_SWITCHES_LIVE` tagged ones at a time
+        (51071)."""
         raw = decimal(args, "timeOut", required=True)
         assert raw is not None
         if raw != raw.to_integral_value() or not (
@@ -530,26 +537,38 @@ class Trading:
         ):
             raise c.param_error("timeOut")
         tag = text(args, "tag")
+        if not TAG.fullmatch(tag):
+            raise c.param_error("tag")
+        key = (account, tag)
         if raw == 0:
-            self.switches.pop(account, None)
+            self.switches.pop(key, None)
             return {"triggerTime": "0", "tag": tag, "ts": str(now_ms)}
+        if tag and key not in self.switches:
+            tagged = sum(1 for owner, other in self.switches if owner == account and other)
+            if tagged >= TAG_SWITCHES_LIVE:
+                raise c.error(c.TAG_SWITCHES_FULL)
         switch = Switch(trigger_ms=now_ms + int(raw) * 1000, tag=tag)
-        self.switches[account] = switch
+        self.switches[key] = switch
         return {"triggerTime": str(switch.trigger_ms), "tag": tag, "ts": str(now_ms)}
 
     def check_switches(self, now_ms: int) -> None:
-        """Cancel every order of the accounts whose countdown ran out (cancelSource 20)."""
-        for account, switch in list(self.switches.items()):
+        """Cancel the orders of every countdown that ran out (cancelSource 20): all the
+        account's orders, or those placed with the countdown's tag. Algo orders are not on the
+        book and stay; their children that are carry the algo's tag."""
+        for key, switch in list(self.switches.items()):
             if switch.trigger_ms > now_ms:
                 continue
-            del self.switches[account]
+            del self.switches[key]
+            account, tag = key
             for order in self.venue.open_orders(account):
                 meta = self.meta.get(order.order_id)
+                if tag and (meta is None or meta.tag != tag):
+                    continue
                 if meta is not None:
                     self.meta[order.order_id] = attrs.evolve(
                         meta, cancel_source=c.CANCEL_ALL_AFTER_SOURCE
                     )
-            self.venue.cancel_all(account, now_ms=now_ms)
+                self.venue.cancel_order(account, order_id=order.order_id, now_ms=now_ms)
 
     # -- leverage and settings -----------------------------------------------------------
 
