@@ -8,18 +8,43 @@ import signal
 import subprocess
 import sys
 
+import attrs
 import httpx
 import pytest
 import trio
 
 from polyvn_okx.sim import OkxSimSettings, OkxSimulator, create_simulator
-from polyvn_okx.sim.simulator import DEMO_KEY
+from polyvn_okx.sim.simulator import CHECKSUM_ENV, DEMO_KEY, LIQUIDITY_ENV, settings_from_env
 
 
-def test_create_simulator_serves_the_default_simulator() -> None:
+def test_create_simulator_serves_the_default_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LIQUIDITY_ENV, raising=False)
+    monkeypatch.setenv(CHECKSUM_ENV, "")  # empty is unset
     sim = create_simulator(seed=5)
     assert isinstance(sim, OkxSimulator)
     assert (sim.seed, sim.settings) == (5, OkxSimSettings())
+
+
+@pytest.mark.parametrize(
+    ("environ", "changes"),
+    [
+        ({LIQUIDITY_ENV: "20"}, {"liquidity_interval_ms": 20, "pump_interval": 0.02}),
+        ({LIQUIDITY_ENV: " 2000 "}, {"liquidity_interval_ms": 2000}),  # the pump keeps 50 ms
+        ({CHECKSUM_ENV: "0"}, {"checksum": False}),
+        ({CHECKSUM_ENV: "off"}, {"checksum": False}),
+        ({CHECKSUM_ENV: "1"}, {}),
+    ],
+)
+def test_the_environment_switches_the_market_step_and_the_checksum(
+    environ: dict[str, str], changes: dict[str, object]
+) -> None:
+    assert settings_from_env(environ) == attrs.evolve(OkxSimSettings(), **changes)
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-20", "2.5"])
+def test_a_bad_market_step_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ValueError, match=f"{LIQUIDITY_ENV}='{value}': expected a whole number"):
+        settings_from_env({LIQUIDITY_ENV: value})
 
 
 def test_one_seed_one_market() -> None:

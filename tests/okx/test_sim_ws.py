@@ -17,7 +17,8 @@ import trio_websocket
 from polyvn.models import Side
 from polyvn_okx import auth
 from polyvn_okx.parse import checksum_of as checksum
-from polyvn_okx.sim import OkxSimSettings, RunningSimulator
+from polyvn_okx.sim import OkxSimSettings, RunningSimulator, create_simulator, open_simulator
+from polyvn_okx.sim.simulator import CHECKSUM_ENV, LIQUIDITY_ENV
 
 Signed = Callable[..., dict[str, str]]
 WAIT = 5.0
@@ -153,6 +154,38 @@ async def test_books_snapshot_then_sequenced_updates_with_checksums(
             apply(book, data)
             assert data["checksum"] == checksum(ordered(book, "bids"), ordered(book, "asks"))
             updates += 1
+
+
+async def test_the_environment_speeds_the_book_up_and_zeroes_its_checksum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``polyvn sim okx`` serves with POLYVN_OKX_SIM_LIQUIDITY_MS=20 and
+    POLYVN_OKX_SIM_CHECKSUM=0 (the hook's create_simulator reads them): a book that moves
+    every 20 ms, each move its own sequenced update, with checksum 0 as OKX sends now. At the
+    default 500 ms a second holds two updates at most."""
+    monkeypatch.setenv(LIQUIDITY_ENV, "20")
+    monkeypatch.setenv(CHECKSUM_ENV, "0")
+    simulator = create_simulator(seed=3)
+    async with open_simulator(simulator) as sim, connect(sim) as client:
+        await client.send(
+            {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT-SWAP"}]}
+        )
+        snapshot = await client.until(on("books"))
+        assert snapshot["action"] == "snapshot"
+        seq, updates = snapshot["data"][0]["seqId"], 0
+        with trio.move_on_after(1):
+            while True:
+                message = await client.until(on("books"))
+                (data,) = message["data"]
+                assert (message["action"], data["prevSeqId"], data["checksum"]) == (
+                    "update",
+                    seq,
+                    0,
+                )
+                assert data["bids"] or data["asks"]  # levels, not heartbeats
+                assert all(len(level) == 4 for level in data["bids"] + data["asks"])
+                seq, updates = data["seqId"], updates + 1
+    assert updates >= 10, updates
 
 
 @pytest.mark.parametrize("okx_settings", [OkxSimSettings(liquidity_interval_ms=3_600_000)])

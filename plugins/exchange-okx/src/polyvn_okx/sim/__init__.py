@@ -17,6 +17,7 @@ from polyvn_okx.sim.simulator import (
     RunningSimulator,
     create_simulator,
     open_simulator,
+    settings_from_env,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "create_simulator",
     "default_catalog",
     "open_simulator",
+    "settings_from_env",
 ]

@@ -27,6 +27,7 @@ Serving
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -40,6 +41,7 @@ import trio
 
 from polyvn.adapters import Credentials, SimulatorInfo
 from polyvn.models import BookUpdate, InstrumentKind, OrderType, Side
+from polyvn.plugins import env_flag
 from polyvn.sim import (
     FundingProcess,
     FundingSpec,
@@ -411,15 +413,54 @@ async def open_simulator(
             nursery.cancel_scope.cancel()
 
 
+LIQUIDITY_ENV: Final = "POLYVN_OKX_SIM_LIQUIDITY_MS"
+"""Milliseconds between two steps of the market makers (and at most between two pump steps),
+for ``create_simulator``."""
+CHECKSUM_ENV: Final = "POLYVN_OKX_SIM_CHECKSUM"
+"""``0`` (or ``false``, ``no``, ``off``): the books channels send checksum 0, as OKX does
+since its deprecation; anything else: computed (the default)."""
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> OkxSimSettings:
+    """The default settings with what *environ* (``os.environ``) switches: see
+    :data:`LIQUIDITY_ENV` and :data:`CHECKSUM_ENV`; empty or unset is the default.
+
+    A faster market keeps the pump at least as fast (``pump_interval`` is the smaller of its
+    default and the market's step), so each step reaches the books channels as its own frame.
+    ValueError names the variable when its value is not one."""
+    env = os.environ if environ is None else environ
+    settings = OkxSimSettings()
+    raw = env.get(LIQUIDITY_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(
+                f"{LIQUIDITY_ENV}={raw!r}: expected a whole number of milliseconds, at least 1 "
+                f"(the market makers' step; {settings.liquidity_interval_ms} when unset)"
+            )
+        step = int(raw)
+        settings = attrs.evolve(
+            settings,
+            liquidity_interval_ms=step,
+            pump_interval=min(settings.pump_interval, step / 1000),
+        )
+    raw = env.get(CHECKSUM_ENV, "").strip()
+    if raw:
+        settings = attrs.evolve(settings, checksum=env_flag(raw))
+    return settings
+
+
 def create_simulator(*, seed: int) -> OkxSimulator:
-    """The OKX simulator the ``polyvn_venue_simulator`` hook returns: the default catalogue,
-    settings and keys, one market per *seed*."""
-    return OkxSimulator(seed=seed)
+    """The OKX simulator the ``polyvn_venue_simulator`` hook returns (``polyvn sim okx``, the
+    demo, the conformance kit): the default catalogue and keys, one market per *seed*, and the
+    default settings but for what the environment switches (:func:`settings_from_env`)."""
+    return OkxSimulator(seed=seed, settings=settings_from_env())
 
 
 __all__ = [
     "BALANCES",
+    "CHECKSUM_ENV",
     "DEMO_KEY",
+    "LIQUIDITY_ENV",
     "LIVE_KEY",
     "OkxSimSettings",
     "OkxSimulator",
@@ -427,4 +468,5 @@ __all__ = [
     "SimClock",
     "create_simulator",
     "open_simulator",
+    "settings_from_env",
 ]
