@@ -626,6 +626,51 @@ async def test_algo_orders_rest_and_cancel(okx_sim: RunningSimulator) -> None:
     await executor.aclose()
 
 
+async def test_iceberg_and_twap_slices_are_priced_at_the_touch() -> None:
+    """The order's price is OKX's pxLimit, a bound on each slice; pxSpread 0 prices the slices
+    at the touch: an iceberg buy priced above the best bid rests its slice at the bid, and a
+    TWAP buy priced below the best ask sends its slice at its price (where it does not fill)."""
+    quiet = OkxSimSettings(liquidity_interval_ms=3_600_000, tls=False)
+    async with open_simulator(OkxSimulator(seed=3, settings=quiet)) as sim:
+        executor = executor_for(sim)
+        trading = sim.simulator.trading
+        bid, ask = touch(sim, "BTC-USDT-SWAP")
+        assert ask - bid == D("0.2")
+        iceberg = order(
+            client_order_id="ice2",
+            type=OrderType.ICEBERG,
+            size="0.05",
+            price=str(bid + D("0.1")),
+            visible_size=D("0.01"),
+        )
+        twap = order(
+            client_order_id="twap2",
+            type=OrderType.TWAP,
+            size="0.02",
+            price=str(bid),
+            visible_size=D("0.01"),
+            slice_interval_ms=60_000,
+        )
+
+        def slices(client_order_id: str) -> list[tuple[Decimal, Decimal, bool]]:
+            algo = trading.algos.find("demo", "", client_order_id)
+            return [
+                (child.price, child.size, child.is_open)
+                for child in sim.simulator.venue.orders("demo")
+                if trading.meta[child.order_id].algo_id == algo.algo_id
+            ]
+
+        for placed in (iceberg, twap):
+            await executor.place(placed)
+        with trio.fail_after(5):
+            while not (slices("ice2") and slices("twap2")):  # noqa: ASYNC110 - the pump's step
+                await trio.sleep(0.02)
+        assert slices("ice2") == [(bid, D("0.01"), True)]  # at the bid, not at its price
+        assert slices("twap2") == [(bid, D("0.01"), False)]  # at its price, not at the ask
+        await executor.cancel_all("BTC-USDT-SWAP")
+        await executor.aclose()
+
+
 async def test_a_fired_stop_reports_its_child_order(okx_sim: RunningSimulator) -> None:
     executor = executor_for(okx_sim)
     _, ask = touch(okx_sim, "BTC-USDT-SWAP")

@@ -675,10 +675,12 @@ def format_algo_order(
       ``take_profit_trigger_price`` on a stop-loss) is an ``oco`` whose other leg exits at market.
     - trailing stop: ``move_order_stop`` with ``callbackRatio`` or ``callbackSpread``, activated
       at ``trigger_price`` when given.
-    - iceberg: slices of ``visible_size`` (``szLimit``) at the touch (``pxSpread`` 0), never
-      beyond ``price`` (``pxLimit``).
+    - iceberg: slices of ``visible_size`` (``szLimit``) at the touch (``pxSpread`` 0: the best
+      bid of a buy, the best ask of a sell), never beyond ``price`` (``pxLimit``, a bound on
+      each slice, not its price).
     - TWAP: slices of ``visible_size`` every ``slice_interval_ms`` (``timeInterval``, whole
-      seconds), at the touch, never beyond ``price``.
+      seconds), at the touch (the best ask of a buy, the best bid of a sell), never beyond
+      ``price``.
     """
     inst_type = instrument_type(order.instrument)
     tif = order.time_in_force
