@@ -1,13 +1,15 @@
-"""Helpers of the OKX adapter tests: recorded fixtures and orders."""
+"""Helpers of the OKX tests: recorded fixtures, orders, and waiting for a condition."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from polyvn.models import Order, OrderStatus, OrderType, Side
 
@@ -45,3 +47,12 @@ def order(
         updated_at=1_700_000_000_000,
     )
     return attrs.evolve(placed, **changes)
+
+
+async def until(condition: Callable[[], object], *, seconds: float = 60) -> None:
+    """Poll *condition* until it holds, *seconds* of trio time at most (under a MockClock,
+    reconnect backoffs and the like pass in no wall time): for what another task or service
+    makes true (a simulator's pump, an engine's view of the venue, a fake venue's requests)."""
+    with trio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - the condition has no event to wait on
+            await trio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,21 @@ from tests.okx.helpers import fixture
 def signed_crc(text: str) -> int:
     value = zlib.crc32(text.encode())
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def snapshot(
+    bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]], *, checksum: int | None = None
+) -> BookUpdate:
+    """A BTC-USDT book snapshot of OKX's (price, size) strings, as the feed parses it."""
+    return BookUpdate(
+        exchange="okx",
+        instrument="BTC-USDT",
+        snapshot=True,
+        bids=tuple((Decimal(p), Decimal(s)) for p, s in bids),
+        asks=tuple((Decimal(p), Decimal(s)) for p, s in asks),
+        checksum=checksum,
+        timestamp=0,
+    )
 
 
 def test_venue_reference_vector() -> None:
@@ -33,18 +49,11 @@ def test_thirty_level_reference_book() -> None:
     asks = [tuple(level) for level in vector["asks"]]
     assert len(bids) == len(asks) == 30
     assert parse.checksum_of(bids, asks) == vector["checksum"] == -1895465205
+    assert vector["checksum"] == vector["unsigned"] - (1 << 32)  # OKX publishes it signed
+    assert parse.checksum_of(bids[:25], asks[:25]) == vector["checksum"]
+    assert parse.checksum_of(bids[:24], asks) != vector["checksum"]
     book = OrderBook("okx", "BTC-USDT", checksum=parse.checksum)
-    book.apply(
-        BookUpdate(
-            exchange="okx",
-            instrument="BTC-USDT",
-            snapshot=True,
-            bids=tuple((Decimal(p), Decimal(s)) for p, s in bids),
-            asks=tuple((Decimal(p), Decimal(s)) for p, s in asks),
-            checksum=vector["checksum"],
-            timestamp=0,
-        )
-    )
+    book.apply(snapshot(bids, asks, checksum=vector["checksum"]))
     assert book.valid
 
 
@@ -81,16 +90,7 @@ def test_engine_book_prints_prices_as_okx_sent_them() -> None:
     bids = [("8476.97", "256"), ("8476.90", "0.00000001")]
     asks = [("8476.98", "415"), ("8477.10", "3.50")]
     book = OrderBook("okx", "BTC-USDT")
-    book.apply(
-        BookUpdate(
-            exchange="okx",
-            instrument="BTC-USDT",
-            snapshot=True,
-            bids=tuple((Decimal(p), Decimal(s)) for p, s in bids),
-            asks=tuple((Decimal(p), Decimal(s)) for p, s in asks),
-            timestamp=0,
-        )
-    )
+    book.apply(snapshot(bids, asks))
     assert parse.checksum(book) == parse.checksum_of(bids, asks)
     assert parse.checksum(book) == signed_crc(
         "8476.97:256:8476.98:415:8476.90:0.00000001:8477.10:3.50"
@@ -101,29 +101,8 @@ def test_engine_book_verifies_okx_checksums() -> None:
     """parse.checksum is a polyvn.engine.book.Checksum: a book given it refuses a mismatch."""
     book = OrderBook("okx", "BTC-USDT", checksum=parse.checksum)
     good = signed_crc("3366.1:7:3366.8:9")
-    level = ((Decimal("3366.1"), Decimal(7)),)
-    ask = ((Decimal("3366.8"), Decimal(9)),)
-    book.apply(
-        BookUpdate(
-            exchange="okx",
-            instrument="BTC-USDT",
-            snapshot=True,
-            bids=level,
-            asks=ask,
-            checksum=good,
-            timestamp=0,
-        )
-    )
+    book.apply(snapshot([("3366.1", "7")], [("3366.8", "9")], checksum=good))
     assert book.valid
-    bad = BookUpdate(
-        exchange="okx",
-        instrument="BTC-USDT",
-        snapshot=True,
-        bids=level,
-        asks=ask,
-        checksum=good + 1,
-        timestamp=0,
-    )
     with pytest.raises(BookChecksumError):
-        book.apply(bad)
+        book.apply(snapshot([("3366.1", "7")], [("3366.8", "9")], checksum=good + 1))
     assert not book.valid

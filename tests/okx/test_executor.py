@@ -30,7 +30,7 @@ from polyvn_okx.executor import DeadMansSwitch, OkxExecutor
 from polyvn_okx.http import RestClient, Signer
 from polyvn_okx.positions import OkxPositions
 from polyvn_okx.sim import OkxSimSettings, OkxSimulator, RunningSimulator, open_simulator
-from tests.okx.helpers import fixture, order
+from tests.okx.helpers import fixture, order, until
 
 D = Decimal
 CREDENTIALS = Credentials(
@@ -662,9 +662,7 @@ async def test_iceberg_and_twap_slices_are_priced_at_the_touch() -> None:
 
         for placed in (iceberg, twap):
             await executor.place(placed)
-        with trio.fail_after(5):
-            while not (slices("ice2") and slices("twap2")):  # noqa: ASYNC110 - the pump's step
-                await trio.sleep(0.02)
+        await until(lambda: slices("ice2") and slices("twap2"))
         assert slices("ice2") == [(bid, D("0.01"), True)]  # at the bid, not at its price
         assert slices("twap2") == [(bid, D("0.01"), False)]  # at its price, not at the ask
         await executor.cancel_all("BTC-USDT-SWAP")

@@ -7,7 +7,7 @@ import itertools
 import json
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -41,7 +41,7 @@ from polyvn_okx.executor import OkxExecutor
 from polyvn_okx.feed import OkxFeedProvider
 from polyvn_okx.http import RestClient
 from polyvn_okx.sim import RunningSimulator
-from tests.okx.helpers import fixture, order
+from tests.okx.helpers import fixture, order, until
 
 D = Decimal
 SECRET = "22582BD0CFF14C41EDBF1AB98506286D"
@@ -128,6 +128,11 @@ class FakeVenue:
     def on(self, path: str) -> list[FakeSocket]:
         return [s for s in self.sockets if s.path == path]
 
+    async def opened(self) -> FakeSocket:
+        """The first connection, once the provider has sent something on it."""
+        await until(lambda: self.sockets and self.sockets[0].sent)
+        return self.sockets[0]
+
     def reply(self, text: str) -> list[Any]:
         if text == "ping":
             return ["pong"] if self.answer_pings else []
@@ -162,13 +167,6 @@ class Sink:
 
     def of(self, feed: Feed) -> list[Any]:
         return [u for f, u in self.updates if f == feed]
-
-
-async def until(condition: Callable[[], object]) -> None:
-    """Wait (in trio time, 60 s at most) until *condition* holds."""
-    with trio.fail_after(60):
-        while not condition():  # noqa: ASYNC110 - polling what the fake venue saw
-            await trio.sleep(0.01)
 
 
 def provider(
@@ -216,7 +214,7 @@ async def test_subscriptions_go_out_in_one_request(autojump_clock: trio.testing.
     ):
         p.subscribe(f)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         (socket,) = venue.sockets
         assert socket.path == "public"
         (request,) = socket.requests()
@@ -259,7 +257,7 @@ async def test_unsubscribe_then_subscribe_asks_for_a_fresh_snapshot(
     p = provider(venue)
     p.subscribe(BOOK)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         p.unsubscribe(BOOK)
         p.subscribe(BOOK)
         socket = venue.sockets[0]
@@ -275,7 +273,7 @@ async def test_a_second_book_feed_gets_its_own_snapshot(
     p = provider(venue)
     p.subscribe(BOOK)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         p.subscribe(feed(FeedType.BOOK, "BTC-USDT:books"))  # the same OKX subscription
         socket = venue.sockets[0]
         await until(lambda: len(socket.requests()) == 3)
@@ -291,7 +289,7 @@ async def test_the_connection_closes_when_nothing_is_wanted(
     p = provider(venue)
     p.subscribe(feed(FeedType.TRADES))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         p.unsubscribe(feed(FeedType.TRADES))
         await until(lambda: len(venue.sockets[0].requests()) == 2)
         assert venue.sockets[0].requests()[1]["op"] == "unsubscribe"
@@ -319,7 +317,7 @@ async def test_market_data_reaches_its_feeds(autojump_clock: trio.testing.MockCl
     for f in feeds.values():
         p.subscribe(f)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         socket = venue.sockets[0]
         socket.push(book_frame("ws_books_snapshot.json", checksum=0))
         for name in ("ws_books_delta.json", "ws_tickers.json", "ws_trades.json",
@@ -342,7 +340,7 @@ async def test_snapshot_channels_deliver_snapshots(autojump_clock: trio.testing.
     bbo = feed(FeedType.BOOK, "BTC-USDT:bbo-tbt")
     p.subscribe(bbo)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].push(fixture("ws_bbo_tbt.json"))
         await until(lambda: sink.updates)
     (update,) = sink.of(bbo)
@@ -359,7 +357,7 @@ async def test_sequence_numbers_pass_through_unjudged(
     p = provider(venue)
     p.subscribe(BOOK)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].push(book_frame("ws_books_snapshot.json", checksum=0))
         venue.sockets[0].push(fixture("ws_books_delta.json"))
         venue.sockets[0].push(fixture("ws_books_seq_reset.json"))
@@ -376,7 +374,7 @@ async def test_malformed_frames_are_counted_and_skipped(
     p = provider(venue)
     p.subscribe(feed(FeedType.TRADES, "BTC-USD"))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         socket = venue.sockets[0]
         socket.push('{"arg": {"channel": "trades", "instId": "BTC-U')
         broken = fixture("ws_trades.json")
@@ -446,7 +444,7 @@ async def test_a_tick_by_tick_book_added_later_reconnects_to_log_in(
     p = provider(venue, CREDENTIALS)
     p.subscribe(feed(FeedType.TRADES))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         p.subscribe(feed(FeedType.BOOK, "BTC-USDT:books50-l2-tbt"))
         await until(lambda: len(venue.sockets) == 2 and len(venue.sockets[1].sent) == 2)
     assert [r["op"] for r in venue.sockets[1].requests()] == ["login", "subscribe"]
@@ -547,7 +545,7 @@ async def test_an_error_about_no_request_of_ours_is_logged(
     p = provider(venue)
     p.subscribe(feed(FeedType.TRADES, "BTC-USD"))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].push(fixture("ws_error_generic.json"))  # no id: not one of ours
         venue.sockets[0].push(fixture("ws_trades.json"))
         await until(lambda: sink.updates)
@@ -565,7 +563,7 @@ async def test_ping_when_quiet_and_reconnect_without_pong(
     p = provider(venue)
     p.subscribe(feed(FeedType.TRADES))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         start = trio.current_time()
         await until(lambda: "ping" in venue.sockets[0].sent)
         assert trio.current_time() - start == pytest.approx(20, abs=0.1)
@@ -601,7 +599,7 @@ async def test_a_closed_connection_is_reopened_and_resubscribed(
     p.subscribe(BOOK)
     p.subscribe(feed(FeedType.TICKER))
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].close()
         await until(lambda: len(venue.sockets) == 2 and venue.sockets[1].sent)
         assert sorted(a["channel"] for a in venue.sockets[1].args("subscribe")) == [
@@ -641,7 +639,7 @@ async def test_checksums_are_verified_and_a_mismatch_resubscribes(
     p.subscribe(BOOK)
     book: dict[str, dict[str, str]] = {"bids": {}, "asks": {}}
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         socket = venue.sockets[0]
         snapshot = fixture("ws_books_snapshot.json")
         levels(snapshot["data"][0], book)
@@ -665,7 +663,7 @@ async def test_checksum_zero_means_none(autojump_clock: trio.testing.MockClock) 
     p = provider(venue)
     p.subscribe(BOOK)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].push(book_frame("ws_books_snapshot.json", checksum=0))
         venue.sockets[0].push(fixture("ws_books_delta.json"))  # checksum 0 too
         await until(lambda: len(sink.updates) == 2)
@@ -677,7 +675,7 @@ async def test_checksums_can_be_left_to_the_engine(autojump_clock: trio.testing.
     p = provider(venue, verify_checksum=False)
     p.subscribe(BOOK)
     async with running(p, sink):
-        await until(lambda: venue.sockets and venue.sockets[0].sent)
+        await venue.opened()
         venue.sockets[0].push(fixture("ws_books_snapshot.json"))  # its checksum is wrong
         await until(lambda: sink.updates)
     assert sink.of(BOOK)[0].checksum == -855196043  # passed on for the engine's book

@@ -4,7 +4,7 @@ the simulator through an engine."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -43,6 +43,7 @@ from polyvn_okx.positions import OkxPositions
 from polyvn_okx.sim import OkxSimSettings, OkxSimulator, RunningSimulator, open_simulator
 from polyvn_okx.venue import OkxVenueModel, UsdtPriceSource
 from polyvn_okx.wallet import OkxWallet
+from tests.okx.helpers import until
 
 D = Decimal
 CREDENTIALS = Credentials({"api_key": "k", "secret_key": "s3cr3t-value", "passphrase": "pp"})
@@ -239,16 +240,9 @@ async def start_resting_bid(engine: Engine, bot_id: str, *, created_at: int) -> 
         updated_at=created_at,
     )
     runner = await engine.start_bot(bot)
-    await eventually(lambda: runner.state is BotState.ERROR or engine.tracker.open_orders(bot_id))
+    await until(lambda: runner.state is BotState.ERROR or engine.tracker.open_orders(bot_id))
     assert runner.state is BotState.RUNNING, runner.reason
     return runner
-
-
-async def eventually(check: Callable[[], object], *, seconds: float = 10) -> None:
-    """Poll until *check* holds: the engine's view follows the simulator's pushes."""
-    with trio.fail_after(seconds):
-        while not check():  # noqa: ASYNC110 - polling what two services agree on
-            await trio.sleep(0.02)
 
 
 def status(engine: Engine, order: Order) -> OrderStatus | None:
@@ -314,7 +308,7 @@ async def test_two_live_bots_on_one_key_keep_their_own_switches() -> None:
         simulator.trading.cancel_all_after(
             "demo", {"timeOut": "1", "tag": key_b[1]}, now_ms=simulator.now_ms()
         )
-        await eventually(lambda: status(engine, order_b) is OrderStatus.CANCELED)
+        await until(lambda: status(engine, order_b) is OrderStatus.CANCELED)
         view = simulator.trading.get_order(
             "demo", {"instId": "BTC-USDT-SWAP", "clOrdId": order_b.client_order_id}
         )

@@ -1,31 +1,12 @@
-"""The simulator's book checksum on VENUES.md O4's check vectors."""
+"""The simulator prints book levels as OKX writes them, so a client's checksum over the
+strings it received (``parse.checksum_of``, checked on OKX's vectors in test_checksum.py)
+is the simulator's."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 
-from polyvn_okx.parse import checksum_of as checksum
 from polyvn_okx.sim.shapes import fmt, level_strings
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def test_small_book_vector() -> None:
-    # "3366.1:7:3366.8:9:3368:8:3372:8": the bid side runs out, the asks go on alone.
-    assert checksum([("3366.1", "7")], [("3366.8", "9"), ("3368", "8"), ("3372", "8")]) == 831078360
-
-
-def test_thirty_level_book_vector_is_signed() -> None:
-    vector = json.loads((FIXTURES / "sim_checksum_30x30.json").read_text())
-    bids = [tuple(level) for level in vector["bids"]]
-    asks = [tuple(level) for level in vector["asks"]]
-    assert vector["checksum"] == vector["unsigned"] - (1 << 32)
-    assert checksum(bids, asks) == vector["checksum"] == -1895465205
-    # Only the best 25 levels a side count.
-    assert checksum(bids[:25], asks[:25]) == vector["checksum"]
-    assert checksum(bids[:24], asks) != vector["checksum"]
 
 
 def test_levels_print_as_okx_writes_them() -> None:

@@ -181,7 +181,14 @@ async def test_malformed_requests(okx_sim: RunningSimulator, okx_signed: Signed)
     batch = [{"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "limit",
               "px": "1", "sz": "1"}] * 21  # fmt: skip
     answer = await post(okx_sim, "/api/v5/trade/batch-orders", batch, okx_signed)
-    assert answer["code"] == "51000"
+    assert (answer["code"], answer["msg"]) == ("51000", "A request holds at most 20 orders")
+    for path, body in (
+        ("/api/v5/trade/batch-orders", []),
+        ("/api/v5/trade/cancel-batch-orders", "BTC-USDT"),
+        ("/api/v5/trade/cancel-algos", [{"instId": "BTC-USDT"}, "1"]),
+    ):
+        answer = await post(okx_sim, path, body, okx_signed)
+        assert (answer["_status"], answer["code"]) == (400, "50002"), path
 
 
 async def test_faults_in_okx_shapes(okx_sim: RunningSimulator, okx_signed: Signed) -> None:

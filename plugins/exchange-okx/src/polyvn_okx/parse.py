@@ -461,19 +461,12 @@ def fill_id(inst_id: str, trade_id: str, side: str) -> str:
 def parse_fill(raw: Mapping[str, Any]) -> Fill:
     """A fill from ``/trade/fills`` or ``/trade/fills-history`` (``execType`` T is taker, M
     maker)."""
-    parent = _text(raw.get("algoClOrdId"))
-    return Fill(
-        id=fill_id(raw["instId"], str(raw["tradeId"]), raw["side"]),
-        client_order_id=parent or _text(raw.get("clOrdId")),
-        venue_order_id=(_parent_id(raw) if parent else None) or str(raw["ordId"]),
-        exchange=EXCHANGE,
-        instrument=raw["instId"],
-        side=_lookup(SIDES, raw["side"], "side"),
-        price=decimal(raw["fillPx"]),
+    return _fill(
+        raw,
+        trade_id=str(raw["tradeId"]),
         size=decimal(raw["fillSz"]),
         fee=_fee(raw),
         fee_currency=raw["feeCcy"],
-        liquidity=_lookup(LIQUIDITY, raw["execType"], "execType"),
         timestamp=timestamp_ms(raw.get("fillTime") or raw["ts"]),
     )
 
@@ -495,6 +488,27 @@ def order_fill(raw: Mapping[str, Any]) -> Fill | None:
     fee_text = _text(raw.get("fillFee"))
     if fee_text is None and optional_decimal(raw.get("accFillSz")) == size:
         fee_text = _text(raw.get("fee"))
+    return _fill(
+        raw,
+        trade_id=trade_id,
+        size=size,
+        fee=-decimal(fee_text) if fee_text else ZERO,
+        fee_currency=_text(raw.get("fillFeeCcy")) or raw.get("feeCcy") or "",
+        timestamp=timestamp_ms(raw.get("fillTime") or raw["uTime"]),
+    )
+
+
+def _fill(
+    raw: Mapping[str, Any],
+    *,
+    trade_id: str,
+    size: Decimal,
+    fee: Decimal,
+    fee_currency: str,
+    timestamp: int,
+) -> Fill:
+    """A fill of *raw* (a fill list item or an ``orders`` message): under its algo order's
+    ids when an algo order placed the order that traded."""
     parent = _text(raw.get("algoClOrdId"))
     return Fill(
         id=fill_id(raw["instId"], trade_id, raw["side"]),
@@ -505,10 +519,10 @@ def order_fill(raw: Mapping[str, Any]) -> Fill | None:
         side=_lookup(SIDES, raw["side"], "side"),
         price=decimal(raw["fillPx"]),
         size=size,
-        fee=-decimal(fee_text) if fee_text else ZERO,
-        fee_currency=_text(raw.get("fillFeeCcy")) or raw.get("feeCcy") or "",
+        fee=fee,
+        fee_currency=fee_currency,
         liquidity=_lookup(LIQUIDITY, raw.get("execType"), "execType"),
-        timestamp=timestamp_ms(raw.get("fillTime") or raw["uTime"]),
+        timestamp=timestamp,
     )
 
 

@@ -210,18 +210,8 @@ class RestApi:
 
     def _batch(self, operation: Callable[..., Json]) -> PrivateHandler:
         def handler(key: ApiKey, args: Any, now: int) -> list[Json]:
-            if isinstance(args, Mapping):
-                args = [args]
-            if (
-                not isinstance(args, list)
-                or not args
-                or not all(isinstance(a, Mapping) for a in args)
-            ):
-                raise c.error(c.JSON_ERROR, status=400)
-            if len(args) > BATCH_LIMIT:
-                raise c.error(c.PARAM_ERROR, f"A batch holds at most {BATCH_LIMIT} orders")
             out = []
-            for entry in args:
+            for entry in _entries(args, most=BATCH_LIMIT, what="orders"):
                 try:
                     out.append(operation(key.account, entry, now_ms=now))
                 except OkxError as exc:
@@ -363,15 +353,7 @@ class RestApi:
         return [self.sim.trading.algos.place(key.account, _object(args), now_ms=now)]
 
     def cancel_algos(self, key: ApiKey, args: Any, now: int) -> list[Json]:
-        entries = [args] if isinstance(args, Mapping) else args
-        if (
-            not isinstance(entries, list)
-            or not entries
-            or not all(isinstance(a, Mapping) for a in entries)
-        ):
-            raise c.error(c.JSON_ERROR, status=400)
-        if len(entries) > ALGO_CANCEL_LIMIT:
-            raise c.error(c.PARAM_ERROR, f"At most {ALGO_CANCEL_LIMIT} algo orders a request")
+        entries = _entries(args, most=ALGO_CANCEL_LIMIT, what="algo orders")
         return [self.sim.trading.algos.cancel(key.account, e, now_ms=now) for e in entries]
 
     def get_order(self, key: ApiKey, args: Any, now: int) -> list[Json]:
@@ -485,6 +467,21 @@ def _args(request: Request) -> Any:
         return json.loads(request.body)
     except ValueError:
         raise c.error(c.JSON_ERROR, status=400) from None
+
+
+def _entries(args: Any, *, most: int, what: str) -> list[Mapping[str, Any]]:
+    """The items of a batch body: one object, or an array of 1 to *most* objects (50002
+    otherwise; 51000 beyond *most*)."""
+    entries = [args] if isinstance(args, Mapping) else args
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(isinstance(entry, Mapping) for entry in entries)
+    ):
+        raise c.error(c.JSON_ERROR, status=400)
+    if len(entries) > most:
+        raise c.error(c.PARAM_ERROR, f"A request holds at most {most} {what}")
+    return entries
 
 
 def _object(args: Any) -> Mapping[str, Any]:

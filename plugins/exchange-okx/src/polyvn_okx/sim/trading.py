@@ -473,11 +473,11 @@ class Trading:
                 and self.venue.cancel_order(account, order_id=order.order_id, now_ms=now_ms).ok
             ):
                 outcome = "1"
-            self.meta[order.order_id] = meta = attrs.evolve(
+            self.meta[order.order_id] = attrs.evolve(
                 meta, req_id=req_id, amend_result=outcome, amend_source="1"
             )
             if outcome == "-1":
-                self._push_order(order, meta)
+                self._push_order(order)
         return item_error(problem, **ids)
 
     @staticmethod
@@ -987,19 +987,9 @@ class Trading:
             data=self.order_view(order, fill),
         )
 
-    def _push_order(self, order: SimOrder, meta: OrderMeta) -> None:
+    def _push_order(self, order: SimOrder) -> None:
         """Queue an orders push the core made no event for (a failed amend)."""
-        current = self.venue.order(order.order_id) or order
-        spec = self.specs[order.instrument]
-        self._pending.append(
-            Push(
-                channel="orders",
-                account=order.account_id,
-                inst_id=order.instrument,
-                inst_type=spec.inst_type,
-                data=order_json(current, meta, spec),
-            )
-        )
+        self._pending.append(self._order_push(self.venue.order(order.order_id) or order, None))
 
     def queue(self, push: Push) -> None:
         """A push made outside the venue's events (algo state changes)."""
