@@ -67,15 +67,15 @@ def config(engine_id: str, url: str, journal: Path) -> str:
 [engine]
 id = "{engine_id}"
 exchanges = ["testvenue"]
-heartbeat_interval = 0.3
-heartbeat_ttl = 1.0
+heartbeat_interval = 0.5
+heartbeat_ttl = 2.0
 pnl_interval = 0.1
 shutdown_timeout = 5
 
 [redis]
 url = "{url}"
 journal_dir = "{journal}"
-lease_ttl = 2.0
+lease_ttl = 4.0
 assign = true
 {bots}"""
 
