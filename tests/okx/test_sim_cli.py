@@ -99,3 +99,16 @@ async def test_a_simulator_served_later_starts_at_the_wall_clock() -> None:
     assert sim.venue.now_ms == 1_800_000_060_000  # the market caught up
     fixed = OkxSimulator(seed=1, settings=OkxSimSettings(start_ms=5_000), wall=lambda: wall[0])
     assert fixed.now_ms() == 5_000  # a given start is kept
+
+
+@pytest.mark.slow
+def test_polyvn_sim_okx_refuses_a_bad_switch_in_one_line() -> None:
+    env = {**os.environ, LIQUIDITY_ENV: "fast"}
+    done = subprocess.run(
+        [sys.executable, "-m", "polyvn", "sim", "okx", "--json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "the okx simulator cannot start:" in done.stderr
+    assert LIQUIDITY_ENV in done.stderr

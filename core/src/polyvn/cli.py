@@ -643,7 +643,10 @@ def sim_command(exchange: str, host: str, port: int, seed: int, as_json: bool) -
     from polyvn.adapters import SimulatorInfo, VenueSimulator
 
     plugins = _quiet_plugins()
-    simulator = plugins.venue_simulator(exchange=exchange, seed=seed)
+    try:
+        simulator = plugins.venue_simulator(exchange=exchange, seed=seed)
+    except ValueError as exc:  # the plugin refused its configuration (environment switches)
+        raise CommandError(f"the {exchange} simulator cannot start: {exc}") from None
     if simulator is None:
         simulated = sorted(
             name
