@@ -148,30 +148,17 @@ class BenchPlugin:
         return [TakeTurns]
 
 
-SIMULATOR = """
-import json, sys, trio
-from polyvn_okx.sim import OkxSimSettings, OkxSimulator
-
-async def main():
-    settings = OkxSimSettings(liquidity_interval_ms={interval}, checksum={checksum}, tls=False)
-    simulator = OkxSimulator(seed=1, settings=settings)
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(lambda task_status: simulator.serve(
-            host="127.0.0.1", port=0, task_status=task_status))
-        print(json.dumps({{"settings": dict(info.settings),
-                          "credentials": dict(info.credentials)}}), flush=True)
-
-trio.run(main)
-"""
-
-
 def start_simulator(*, interval_ms: int, checksum: bool) -> tuple[subprocess.Popen[str], Any]:
-    """The OKX simulator in a process of its own, its market maker stepping every
-    *interval_ms* (a book frame at most every pump step, 50 ms)."""
+    """``polyvn sim okx`` in a process of its own, its market maker stepping every
+    *interval_ms* (the plugin's POLYVN_OKX_SIM_* switches, docs/exchanges/okx-simulator.md)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYVN_")}
-    code = SIMULATOR.format(interval=interval_ms, checksum=checksum)
+    env["POLYVN_OKX_SIM_LIQUIDITY_MS"] = str(interval_ms)
+    env["POLYVN_OKX_SIM_CHECKSUM"] = "1" if checksum else "0"
     process = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "polyvn", "sim", "okx", "--json", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert process.stdout is not None
     return process, json.loads(process.stdout.readline())

@@ -235,8 +235,23 @@ class GhostFeeds(KitFeeds):
 
 
 @attrs.define
-class _GhostSink:
+class _Relay:
+    """A sink that passes everything on to *inner*; the broken variants override one call."""
+
     inner: FeedSink
+
+    def feed_update(self, feed: Feed, update: Any) -> None:
+        self.inner.feed_update(feed, update)
+
+    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
+        self.inner.feed_health(feed, health)
+
+    def feed_malformed(self, reason: str) -> None:
+        self.inner.feed_malformed(reason)
+
+
+@attrs.define
+class _GhostSink(_Relay):
     last_sequence: dict[Feed, int | None]
 
     def feed_update(self, feed: Feed, update: Any) -> None:
@@ -251,9 +266,6 @@ class _GhostSink:
     def feed_health(self, feed: Feed, health: FeedHealth) -> None:
         if health is not FeedHealth.DOWN:
             self.inner.feed_health(feed, health)
-
-    def feed_malformed(self, reason: str) -> None:
-        self.inner.feed_malformed(reason)
 
 
 class GhostPlugin(KitVenuePlugin):
@@ -277,16 +289,7 @@ class SilentFeeds(KitFeeds):
         await super().run(_Silent(sink), task_status=task_status)
 
 
-@attrs.define
-class _Silent:
-    inner: FeedSink
-
-    def feed_update(self, feed: Feed, update: Any) -> None:
-        self.inner.feed_update(feed, update)
-
-    def feed_health(self, feed: Feed, health: FeedHealth) -> None:
-        self.inner.feed_health(feed, health)
-
+class _Silent(_Relay):
     def feed_malformed(self, reason: str) -> None:
         pass
 

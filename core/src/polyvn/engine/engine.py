@@ -522,10 +522,11 @@ class Engine:
 
     def heartbeat(self) -> EngineHeartbeat:
         stats = self.market.statistics()
+        live = tuple(bot_id for bot_id, r in self.runners.items() if r.state not in _ENDED)
         return EngineHeartbeat(
             engine_id=self.engine_id,
             exchanges=tuple(self.exchanges),
-            bots=(live := tuple(b for b, r in self.runners.items() if r.state not in _ENDED)),
+            bots=live,
             version=VERSION,
             load=EngineLoad(
                 bots=len(live),
