@@ -27,10 +27,12 @@ import gc
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -51,6 +53,7 @@ INSTRUMENT = "BTC-USDT-SWAP"
 TICK = Decimal("0.1")
 SIZE = Decimal("0.01")
 WARMUP = int(os.environ.get("P2_WARMUP", "200"))
+WS_ORDERS = os.environ.get("P2_WS_ORDERS", "1") == "1"
 """Orders sent before measuring (connections open, caches warm)."""
 
 
@@ -63,6 +66,9 @@ class Probe:
         self.latencies: list[int] = []
         self.head_at: dict[int, int] = {}  # stream id -> when its request head was written
         self.orders = 0
+        self.websocket = 0  # orders measured on the order WebSocket (the rest went over REST)
+        self.placing = 0  # frame time of the order being placed (written inside place_order)
+        self.writing = False  # the order socket is writing an order
 
 
 PROBE = Probe()
@@ -72,6 +78,7 @@ CL_ORD_ID = re.compile(rb'"clOrdId": ?"([^"]+)"')
 def instrument_the_path() -> None:
     receive = okx_ws._Connection.receive
     write = httpcore_trio.TrioStream.write
+    send_nowait = okx_ws.DirectConnection.send_nowait
 
     async def timed_receive(self: Any) -> str | bytes:
         message = await receive(self)
@@ -93,7 +100,26 @@ def instrument_the_path() -> None:
                     PROBE.latencies.append(head - frame)
         await write(self, buffer, timeout)
 
+    class TimedSocket(socket.socket):
+        """The order socket's socket: the instant its first bytes of an order go to the kernel."""
+
+        def send(self, data: Any, flags: int = 0) -> int:
+            if PROBE.writing and PROBE.placing:
+                PROBE.latencies.append(time.perf_counter_ns() - PROBE.placing)
+                PROBE.websocket += 1
+                PROBE.placing = 0
+            return super().send(data, flags)
+
+    def timed_send_nowait(self: Any, text: str) -> bool:
+        PROBE.writing = '"op":"order"' in text
+        try:
+            return send_nowait(self, text)
+        finally:
+            PROBE.writing = False
+
     okx_ws._Connection.receive = timed_receive  # type: ignore[method-assign]
+    okx_ws.DirectConnection.send_nowait = timed_send_nowait  # type: ignore[method-assign]
+    okx_ws.socket = types.SimpleNamespace(socket=TimedSocket)  # type: ignore[assignment]
     httpcore_trio.TrioStream.write = timed_write  # type: ignore[method-assign]
 
 
@@ -112,6 +138,7 @@ class TakeTurns(Strategy[TurnParams]):
         super().__init__(params)
         self.updates = 0
         self.working = False
+        self.since = 0.0
 
     def feeds(self, exchange: str) -> list[Feed]:
         return [Feed(exchange=exchange, type=FeedType.BOOK, params=INSTRUMENT)]
@@ -124,8 +151,9 @@ class TakeTurns(Strategy[TurnParams]):
         self.updates += 1
         if bid is None or ask is None or self.updates % self.params.bots != self.params.index:
             return
-        if self.working:
-            return
+        if self.working and ctx.time() - self.since < 2.0:
+            return  # one order at a time (an answer missed while the feed subscribed: 2 s)
+        PROBE.placing = PROBE.last_book_frame
         order = ctx.place_order(
             instrument=INSTRUMENT,
             side=Side.BUY,
@@ -133,9 +161,12 @@ class TakeTurns(Strategy[TurnParams]):
             price=bid[0] - 10 * TICK,
             time_in_force=TimeInForce.IOC,
         )
-        PROBE.sent[order.client_order_id] = PROBE.last_book_frame
+        if PROBE.placing:  # not written on the WebSocket: measured when its POST goes out
+            PROBE.sent[order.client_order_id] = PROBE.placing
+            PROBE.placing = 0
         PROBE.orders += 1
         self.working = True
+        self.since = ctx.time()
 
     def on_order_update(self, ctx: StrategyContext, order: Any) -> None:
         if order.status.value in ("filled", "canceled", "rejected", "expired"):
@@ -161,6 +192,12 @@ def start_simulator(*, interval_ms: int, checksum: bool) -> tuple[subprocess.Pop
         env=env,
     )
     assert process.stdout is not None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        # The venue runs on a core of its own, as it would on a host of its own: otherwise the
+        # kernel may run it on the engine's core the moment an order wakes it.
+        os.sched_setaffinity(process.pid, cpus[-1:])
+        os.sched_setaffinity(0, cpus[:-1])
     return process, json.loads(process.stdout.readline())
 
 
@@ -172,7 +209,7 @@ async def run(info: dict[str, Any], *, orders: int, bots: int) -> None:
         exchanges=("okx",),
         # OKX runs at most 20 tag-level cancel-all-after timers an account: 100 live bots on one
         # key run without the dead man's switch (it is off the order path anyway).
-        settings={"okx": {**info["settings"], "dead_man_switch": False}},
+        settings={"okx": {**info["settings"], "dead_man_switch": False, "ws_orders": WS_ORDERS}},
         wallets={"w": Wallet(id="w", exchange="okx", credentials=Credentials(info["credentials"]))},
         bots=tuple(
             Bot(

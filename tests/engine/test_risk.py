@@ -231,11 +231,24 @@ async def test_open_order_count() -> None:
 
 async def test_order_rate_per_minute(autojump_clock: trio.testing.MockClock) -> None:
     s = setup(max_orders_per_minute=3)
-    for _ in range(3):
-        s.risk.check(order())
-    assert breach(s, order()).limit == "max_orders_per_minute"
+    for n in range(3):
+        s.risk.check(order(client_order_id=f"o{n}"))
+    assert breach(s, order(client_order_id="o3")).limit == "max_orders_per_minute"
     await trio.sleep(60)
-    s.risk.check(order())
+    s.risk.check(order(client_order_id="o4"))
+
+
+async def test_an_order_checked_twice_in_a_row_counts_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The engine checks an order when it tries to write it at once (place_nowait) and again
+    when that declined and it is placed: one order, one count, and the second check of the
+    limit's last order passes."""
+    s = setup(max_orders_per_minute=2)
+    s.risk.check(order(client_order_id="a"))
+    s.risk.check(order(client_order_id="b"))
+    s.risk.check(order(client_order_id="b"))
+    assert breach(s, order(client_order_id="c")).value == 3
 
 
 async def test_kill_switch_refuses_everything() -> None:

@@ -39,6 +39,7 @@ from polyvn.registry import ExchangeRegistry
 from polyvn.strategy import NoParams, Strategy, StrategyContext
 from polyvn_okx.executor import DeadMansSwitch, OkxExecutor
 from polyvn_okx.feed import OkxFeedProvider
+from polyvn_okx.orderws import OrderSocket
 from polyvn_okx.positions import OkxPositions
 from polyvn_okx.sim import OkxSimSettings, OkxSimulator, RunningSimulator, open_simulator
 from polyvn_okx.venue import OkxVenueModel, UsdtPriceSource
@@ -197,10 +198,20 @@ class RestingBid(Strategy[NoParams]):
         ctx.place_order(instrument="BTC-USDT-SWAP", side=Side.BUY, size=D("0.01"), price=D(30000))
 
 
+class BidOnSignal(Strategy[NoParams]):
+    """Rests one bid far below the touch when told to (the signal ``bid``)."""
+
+    name = "okx_test_bid_on_signal"
+    supported_exchanges = frozenset({"okx"})
+
+    def on_signal(self, ctx: StrategyContext, name: str, value: Any) -> None:
+        ctx.place_order(instrument="BTC-USDT-SWAP", side=Side.BUY, size=D("0.01"), price=D(30000))
+
+
 class StrategyPlugin:
     @polyvn_okx.plugin.hookimpl
     def polyvn_strategies(self) -> list[type[Strategy[Any]]]:
-        return [RestingBid]
+        return [RestingBid, BidOnSignal]
 
 
 DAY_MS = 24 * 3600 * 1000
@@ -315,3 +326,47 @@ async def test_two_live_bots_on_one_key_keep_their_own_switches() -> None:
         assert (view["cancelSource"], view["tag"]) == ("20", key_b[1])  # the switch's doing
         assert runners["bot-b"].state is BotState.RUNNING
         simulator.faults.maintenance(False)
+
+
+async def test_live_bots_on_one_key_place_over_one_shared_order_socket(
+    okx_sim: RunningSimulator,
+) -> None:
+    """The bots of one API key share one logged-in order WebSocket (ExecutorContext.share):
+    once it is up, each bot's order is written on it inside the strategy callback and rests
+    on the venue, tracked like any other; a paper bot gets none."""
+    async with engine_on(okx_sim) as engine:
+        now = okx_sim.simulator.now_ms()
+        runners = []
+        for bot_id in ("bot-a", "bot-b"):
+            bot = attrs.evolve(
+                context(bot_id).bot,  # type: ignore[arg-type]
+                strategy=BidOnSignal.name, wallet_id="w1", created_at=now, updated_at=now,
+            )  # fmt: skip
+            runners.append(await engine.start_bot(bot))
+        sockets = {runner.executor.inner.order_socket for runner in runners}  # type: ignore[attr-defined]
+        (socket,) = sockets
+        assert isinstance(socket, OrderSocket)
+        await until(lambda: socket.ready, seconds=10)
+        for runner in runners:
+            runner.signal("bid", None)
+        assert socket.statistics()["sent"] == 2  # written inside the callbacks, at once
+
+        def resting() -> bool:
+            orders = [engine.tracker.orders(r.bot.id) for r in runners]
+            return all(o and o[0].status is OrderStatus.OPEN for o in orders)
+
+        await until(resting)
+        for runner in runners:
+            (order,) = engine.tracker.orders(runner.bot.id)
+            view = okx_sim.simulator.trading.get_order(
+                "demo", {"instId": "BTC-USDT-SWAP", "clOrdId": order.client_order_id}
+            )
+            assert (view["state"], view["tag"]) == ("live", bot_tag(runner.bot.id))
+        paper = attrs.evolve(
+            context("paper").bot,  # type: ignore[arg-type]
+            strategy=BidOnSignal.name, mode=BotMode.PAPER, created_at=now, updated_at=now,
+        )  # fmt: skip
+        paper_runner = await engine.start_bot(paper)
+        assert not hasattr(paper_runner.executor.inner, "order_socket") or (
+            paper_runner.executor.inner.order_socket is None  # type: ignore[attr-defined]
+        )

@@ -24,7 +24,7 @@ Rules every adapter follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
@@ -141,6 +141,31 @@ class OrderExecutor(Protocol):
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+
+PendingPlacement: TypeAlias = Callable[[], Awaitable[VenueOrder]]
+"""What :meth:`EagerPlacer.place_nowait` returns: awaiting its call gives the acknowledgement."""
+
+
+@runtime_checkable
+class EagerPlacer(Protocol):
+    """An executor that can write a placement from synchronous code (optional).
+
+    The engine calls ``place_nowait`` inside the strategy callback that placed the order, so the
+    request leaves before the engine delivers the same update to the next bot, instead of after
+    every bot has had it and a task has been scheduled. An executor implements it only when its
+    connection can take a request without waiting (a socket with room in its send buffer); the
+    engine treats any other executor as :class:`OrderExecutor` alone.
+    """
+
+    def place_nowait(self, order: Order) -> PendingPlacement | None:
+        """Start placing *order* now, without blocking: write the request (never wait for the
+        socket) and return a function whose awaited call gives what ``place`` would return, with
+        the same errors (AmbiguousOutcomeError when the answer is lost). Return None when the
+        request cannot be written at once (no connection, a full buffer, an order type this
+        path does not carry): nothing was sent, and the engine calls ``place``. May raise what
+        ``place`` raises before sending (OrderRejectedError, RiskBreachError)."""
         ...
 
 

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 import attrs
 import trio
 
-from polyvn.adapters import OrderExecutor
+from polyvn.adapters import OrderExecutor, PendingPlacement
 from polyvn.engine.book import OrderBook
 from polyvn.engine.bus import Bus, EventFactory
 from polyvn.engine.clock import EngineClock
@@ -141,6 +141,12 @@ class _Work:
     op: _Op
     price: Decimal | None = None
     size: Decimal | None = None
+    started: PendingPlacement | Exception | None = None
+    """A placement the executor already wrote (EagerPlacer), or what writing it raised."""
+
+
+_PLACE: Final = _Work(_Op.PLACE)
+_RUNNING: Final = BotState.RUNNING
 
 
 class BotRunner:
@@ -174,6 +180,9 @@ class BotRunner:
         self.bot = bot
         self.strategy = strategy
         self.executor = executor
+        self._place_nowait: Callable[[Order], PendingPlacement | None] | None = getattr(
+            executor, "place_nowait", None
+        )
         self.services = services
         self.order_timeout = order_timeout
         self.stop_timeout = stop_timeout
@@ -385,18 +394,28 @@ class BotRunner:
         try:
             callback(self.ctx, *args)
         except Exception as exc:
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            summary = (
-                f"{callback.__name__} raised {type(exc).__name__}: {exc} "
-                f"({where.filename}:{where.lineno})"
-            )
-            self.log.exception("strategy failed in %s", callback.__name__)
-            self.fail(summary)
+            self._failed(callback, exc)
+
+    def _failed(self, callback: Callable[..., None], exc: Exception) -> None:
+        """A strategy callback raised *exc*: log it and move the bot to ERROR."""
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        summary = (
+            f"{callback.__name__} raised {type(exc).__name__}: {exc} "
+            f"({where.filename}:{where.lineno})"
+        )
+        self.log.error("strategy failed in %s", callback.__name__, exc_info=exc)
+        self.fail(summary)
 
     def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
-        """FeedSubscriber: a feed the strategy asked for changed."""
-        if self.state is BotState.RUNNING:
-            self._call(self.strategy.on_feed_update, feed, update)
+        """FeedSubscriber: a feed the strategy asked for changed (the hot path: ``_call``
+        inlined)."""
+        if self.state is _RUNNING:
+            try:
+                # A book feed delivers the live OrderBook, not the BookUpdate that Strategy's
+                # annotation (FeedUpdate) names: see the note in docs/writing-a-strategy.md.
+                self.strategy.on_feed_update(self.ctx, feed, update)  # type: ignore[arg-type]
+            except Exception as exc:
+                self._failed(self.strategy.on_feed_update, exc)
 
     def feed_health(self, feed: Feed, health: FeedHealth) -> None:
         """FeedSubscriber: health is visible through ``ctx.feed_health``; logged here."""
@@ -492,6 +511,18 @@ class BotRunner:
 
     # -- orders ----------------------------------------------------------------------------
 
+    def _placement(self, order: Order) -> _Work:
+        """The work of placing *order*, its request already written when the executor can write
+        it at once (EagerPlacer): then it leaves before the update reaches the next bot."""
+        eager = self._place_nowait
+        if eager is None or self._nursery is None:
+            return _PLACE
+        try:
+            started = eager(order)
+        except Exception as exc:  # raised in the worker, as ``place`` would have
+            return _Work(_Op.PLACE, started=exc)
+        return _PLACE if started is None else _Work(_Op.PLACE, started=started)
+
     def _submit(self, order: Order, work: _Work) -> None:
         queue = self._work.get(order.client_order_id)
         if queue is None:
@@ -521,10 +552,16 @@ class BotRunner:
         if work.op is _Op.PLACE and order.status is not OrderStatus.PENDING:
             return
         attempts = 0
+        started = work.started
         while True:
             try:
                 with trio.move_on_after(self.order_timeout) as scope:
-                    if work.op is _Op.PLACE:
+                    if started is not None:
+                        pending, started = started, None
+                        if isinstance(pending, Exception):
+                            raise pending
+                        update = await pending()
+                    elif work.op is _Op.PLACE:
                         update = await self.executor.place(order)
                     elif work.op is _Op.CANCEL:
                         update = await self.executor.cancel(order)
@@ -685,8 +722,10 @@ class StrategyContextImpl:
             post_only=post_only,
             reduce_only=reduce_only,
             trigger_price=trigger_price,
+            announce=False,
         )
-        runner._submit(order, _Work(_Op.PLACE))
+        runner._submit(order, runner._placement(order))
+        runner.services.tracker.announce(order)
         return order
 
     def _own(self, client_order_id: str) -> Order:

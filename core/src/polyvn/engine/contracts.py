@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from decimal import Decimal
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import attrs
 import trio
@@ -188,6 +189,9 @@ class PreTradeCheck(Protocol):
     def check(self, order: Order) -> None: ...
 
 
+_S = TypeVar("_S", bound="EngineService")
+
+
 @attrs.frozen(kw_only=True)
 class ExecutorContext:
     """What the engine hands ``polyvn_order_executor`` when it builds a bot's executor."""
@@ -202,6 +206,8 @@ class ExecutorContext:
     risk: PreTradeCheck | None = None
     services: list[EngineService] = attrs.field(factory=list, eq=False, repr=False)
     """Services the executor needs while it lives; fill with :meth:`add_service`."""
+    shared: dict[Hashable, EngineService] = attrs.field(factory=dict, eq=False, repr=False)
+    """The engine's services shared by every executor it builds; fill with :meth:`share`."""
 
     def add_service(self, service: EngineService) -> None:
         """Run *service* for as long as the executor serves its bot.
@@ -214,6 +220,23 @@ class ExecutorContext:
         hook called with ``context=None``) nothing runs the service.
         """
         self.services.append(service)
+
+    def share(self, key: Hashable, make: Callable[[], _S]) -> _S:
+        """The engine-wide service under *key*: made with *make* by the first executor that asks
+        for it, the same object for every later one.
+
+        For what the bots of one venue account should share, for example one logged-in order
+        WebSocket per API key rather than one per bot. The engine starts a new shared service
+        (``await nursery.start(service.run)`` in its own nursery) before the asking executor's
+        bot trades, and runs it until the engine stops, so a shared service outlives the bots
+        that use it and must not hold one bot's state. A service that raises is logged and not
+        restarted: it retries what it can itself. Without an engine (the hook called with
+        ``context=None``) nothing is shared and nothing runs.
+        """
+        service = self.shared.get(key)
+        if service is None:
+            service = self.shared[key] = make()
+        return service  # type: ignore[return-value]
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Any, Final
@@ -138,6 +138,9 @@ class Engine:
         self._replies: dict[str, CommandReply] = {}
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._shared: dict[Hashable, EngineService] = {}
+        """Services executors share (ExecutorContext.share), each started once."""
+        self._shared_running: set[int] = set()
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
         self._public: set[str] = set()
@@ -218,12 +221,29 @@ class Engine:
             for runner in list(self.runners.values()):
                 await runner.done.wait()
 
-    async def _run_service(self, service: Any) -> None:
+    async def _run_service(
+        self, service: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run *service* until the engine stops; one that raises is logged and left stopped
+        (``task_status`` is started either way, so a failing service never holds the engine)."""
+        started = False
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(service.run)
+                started = True
+                task_status.started()
         except Exception:
             log.exception("engine service %r failed; the engine goes on", service)
+            if not started:
+                task_status.started()
+
+    async def _start_shared(self) -> None:
+        """Start the shared executor services made since the last call (ExecutorContext.share)."""
+        assert self._nursery is not None
+        for service in list(self._shared.values()):
+            if id(service) not in self._shared_running:
+                self._shared_running.add(id(service))
+                await self._nursery.start(self._run_service, service)
 
     async def _close_providers(self) -> None:
         """Close every feed provider the engine made (their connections and clients), each
@@ -325,6 +345,7 @@ class Engine:
             updates=self.tracker,
             venue_model=self.plugins.venue_model(exchange=bot.exchange),
             risk=self.risk,
+            shared=self._shared,
         )
         executor = self.registry.executor(
             bot.exchange,
@@ -359,6 +380,7 @@ class Engine:
         if current is not None:
             runner.state = current.state
         self.runners[bot.id] = runner
+        await self._start_shared()
         await self._bot_nursery.start(self._run_bot, runner, tuple(context.services))
         return runner
 

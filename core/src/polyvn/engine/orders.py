@@ -554,10 +554,15 @@ class OrderTracker:
         visible_size: Decimal | None = None,
         slice_interval_ms: int | None = None,
         leverage: Decimal | None = None,
+        announce: bool = True,
     ) -> Order:
         """Track a new order of *bot*, status ``pending``, with a fresh client order id, and
         return it (the listener hears of it too). Send it afterwards: an order is tracked
         before it can reach the venue, so every update and fill of it finds it.
+
+        With *announce* False the listener is not told: the caller calls :meth:`announce`
+        once it has sent the order (the engine writes an order first, and publishes and
+        calls the hooks after, off the tick-to-order path).
 
         Raises ValueError when the order cannot be right: a size that is not positive, a limit
         order without a price, a stop, take-profit or stop-loss order without a trigger price,
@@ -584,9 +589,9 @@ class OrderTracker:
             problems.append(f"leverage must be positive, got {leverage}")
         if problems:
             raise ValueError(f"bot {bot.id}: invalid order on {instrument}: " + "; ".join(problems))
-        self._claim(bot.id)
-        now = self._clock.now_ms()
         ids = self._ids_of(bot.id)
+        self._claim(bot.id, ids.tag)
+        now = self._clock.now_ms()
         client_order_id = ids.next(now)
         while client_order_id in self._entries or client_order_id in self._forgotten:
             client_order_id = ids.next(now)  # only after a restore with ids from the future
@@ -617,8 +622,13 @@ class OrderTracker:
         )
         self._track(_Entry(order, _VenueFill()))
         self._counts["orders_created"] += 1
-        self._listener.order_changed(order)
+        if announce:
+            self._listener.order_changed(order)
         return order
+
+    def announce(self, order: Order) -> None:
+        """Tell the listener of an order made with ``create(..., announce=False)``."""
+        self._listener.order_changed(order)
 
     def adopt(self, bot: Bot, update: VenueOrder) -> Order:
         """Track an order found on the venue as *bot*'s (reconciliation adopts the orders whose
@@ -893,8 +903,8 @@ class OrderTracker:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _claim(self, bot_id: str) -> None:
-        tag = bot_tag(bot_id)
+    def _claim(self, bot_id: str, tag: str | None = None) -> None:
+        tag = bot_tag(bot_id) if tag is None else tag
         owner = self._tags.get(tag)
         if owner == bot_id:
             return

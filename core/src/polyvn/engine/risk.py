@@ -23,7 +23,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from polyvn.adapters import OrderExecutor, PriceSource
+from polyvn.adapters import OrderExecutor, PendingPlacement, PriceSource
 from polyvn.engine.clock import EngineClock
 from polyvn.engine.contracts import ExecutorContext, MarketView
 from polyvn.errors import RiskBreachError
@@ -121,6 +121,9 @@ class RiskManager:
         """Why the kill switch is engaged; None when it is not."""
         self._bots: dict[str, Bot] = {}
         self._recent: dict[str, collections.deque[float]] = {}
+        self._counted: dict[str, str] = {}
+        """Each bot's last order counted in ``_recent``: an order checked twice in a row (its
+        eager write declined, then placed) counts once."""
         self._equity: dict[str, _Equity] = {}
         self._engine_equity: dict[str, Decimal] = {}
         self._checks = 0
@@ -136,6 +139,7 @@ class RiskManager:
     def unregister(self, bot_id: str) -> None:
         self._bots.pop(bot_id, None)
         self._recent.pop(bot_id, None)
+        self._counted.pop(bot_id, None)
         self._equity.pop(bot_id, None)
         left = self._engine_equity.pop(bot_id, None)
         engine = self._equity.get("")
@@ -174,16 +178,18 @@ class RiskManager:
         book = self.market.book(order.exchange, order.instrument)
         mid = book.mid() if book is not None else None
 
+        counted = self._counted.get(bot.id) == order.client_order_id
         if limits.max_orders_per_minute is not None:
             recent = self._recent[bot.id]
             now = self.clock.now()
             while recent and recent[0] <= now - MINUTE:
                 recent.popleft()
-            if len(recent) >= limits.max_orders_per_minute:
+            others = len(recent) - (1 if counted and recent else 0)
+            if others >= limits.max_orders_per_minute:
                 raise RiskBreachError(
                     "max_orders_per_minute",
-                    f"{len(recent) + 1} orders in 60 s, limit {limits.max_orders_per_minute}",
-                    value=len(recent) + 1,
+                    f"{others + 1} orders in 60 s, limit {limits.max_orders_per_minute}",
+                    value=others + 1,
                     threshold=limits.max_orders_per_minute,
                 )
         if limits.max_open_orders is not None:
@@ -276,8 +282,9 @@ class RiskManager:
                         value=buffer,
                         threshold=limits.min_liquidation_buffer_ratio,
                     )
-        if limits.max_orders_per_minute is not None:
+        if limits.max_orders_per_minute is not None and not counted:
             self._recent[bot.id].append(self.clock.now())
+            self._counted[bot.id] = order.client_order_id
 
     # -- running limits --------------------------------------------------------------------
 
@@ -375,6 +382,16 @@ class RiskCheckedExecutor:
     async def place(self, order: Order) -> VenueOrder:
         self._check(order)
         return await self.inner.place(order)
+
+    def place_nowait(self, order: Order) -> PendingPlacement | None:
+        """The inner executor's eager placement (EagerPlacer), behind the same risk gate; None
+        (without checking: ``place`` checks) when the inner executor has none."""
+        eager = getattr(self.inner, "place_nowait", None)
+        if eager is None:
+            return None
+        self._check(order)
+        started: PendingPlacement | None = eager(order)
+        return started
 
     async def cancel(self, order: Order) -> VenueOrder:
         return await self.inner.cancel(order)

@@ -98,6 +98,14 @@ class Settings:
         help="Check OKX's CRC32 of the top 25 levels when a book message carries one (0: none, "
         "as after OKX's 2026 deprecation); a mismatch rebuilds the book.",
     )
+    ws_orders: bool = setting(
+        default=True,
+        label="Orders over the WebSocket",
+        help="Place limit and market orders with the private WebSocket's order operation, "
+        "written the moment the strategy places them (one logged-in connection per API key, "
+        "shared by its bots). REST while it is down; cancels, amends and algo orders always "
+        "use REST.",
+    )
     dead_man_switch: bool = setting(
         default=True,
         label="Cancel-all-after dead man's switch",

@@ -28,10 +28,11 @@ let it trade unguarded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ from polyvn import (
     AuthenticationError,
     ExchangeError,
     OrderRejectedError,
+    PendingPlacement,
     UnknownOrderError,
     format_decimal,
 )
@@ -57,6 +59,7 @@ from polyvn.models import (
 from polyvn_okx import parse
 from polyvn_okx.config import EXCHANGE, Settings
 from polyvn_okx.http import RestClient
+from polyvn_okx.orderws import OrderSocket
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ class OkxExecutor:
     :param tag: OKX's order ``tag`` put on every order placed here (the bot's tag): what the
         dead man's switch of the same tag cancels.
     :param wall_clock_ms: Wall time in ms, to choose between recent fills and fill history.
+    :param order_socket: The API key's logged-in WebSocket for order operations, shared by its
+        bots: :meth:`place_nowait` writes limit and market orders on it. None: REST only.
     """
 
     def __init__(
@@ -125,8 +130,10 @@ class OkxExecutor:
         *,
         tag: str | None = None,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        order_socket: OrderSocket | None = None,
     ) -> None:
         self._rest = rest
+        self._socket = order_socket
         self._margin_mode = settings.margin_mode
         self._tag = tag
         self._leverage: dict[tuple[str, MarginMode], Decimal] = {}
@@ -141,6 +148,11 @@ class OkxExecutor:
     @property
     def tag(self) -> str | None:
         return self._tag
+
+    @property
+    def order_socket(self) -> OrderSocket | None:
+        """The shared order WebSocket :meth:`place_nowait` writes on; None: REST only."""
+        return self._socket
 
     async def _one(
         self, path: str, body: Any, client_order_id: str, what: str
@@ -165,9 +177,38 @@ class OkxExecutor:
             body = parse.format_order(order, margin_mode=self._margin_mode, tag=self._tag)
         if order.leverage is not None:
             await self._ensure_leverage(order.instrument, order.leverage, order)
+        post = functools.partial(
+            self._rest.post,
+            ALGO_ORDER if algo else ORDER,
+            body,
+            client_order_id=order.client_order_id,
+        )
+        return await self._acknowledge(order, post, algo=algo)
+
+    def place_nowait(self, order: Order) -> PendingPlacement | None:
+        """Write a limit or market order on the order WebSocket now (``polyvn.EagerPlacer``);
+        awaiting the returned call gives what :meth:`place` would. None, with nothing sent, when
+        the socket is not logged in or cannot take it at once, or for an algo order or one that
+        sets leverage first: the engine then calls :meth:`place` (REST)."""
+        socket = self._socket
+        if socket is None or order.leverage is not None or order.type in parse.ALGO_ORDER_TYPES:
+            return None
+        body = parse.format_order(order, margin_mode=self._margin_mode, tag=self._tag)
+        answer = socket.send("order", [body], client_order_id=order.client_order_id)
+        if answer is None:
+            return None
+        return functools.partial(self._acknowledge, order, answer, algo=False)
+
+    async def _acknowledge(
+        self, order: Order, answer: Callable[[], Awaitable[list[Any]]], *, algo: bool
+    ) -> VenueOrder:
+        """The venue's view of a placement from its *answer* (REST or WebSocket)."""
         cid = order.client_order_id
         try:
-            item = await self._one(ALGO_ORDER if algo else ORDER, body, cid, "place")
+            item = _first(await answer(), "place", cid)
+            failed = parse.item_error(item, client_order_id=cid)
+            if failed is not None:
+                raise failed
         except OrderRejectedError as exc:
             if exc.code == parse.DUPLICATE_CLIENT_ORDER_ID:
                 return await self.get_order(instrument=order.instrument, client_order_id=cid)

@@ -38,6 +38,7 @@ from polyvn_okx import config
 from polyvn_okx.executor import DeadMansSwitch, OkxExecutor
 from polyvn_okx.feed import OkxFeedProvider
 from polyvn_okx.http import RestClient
+from polyvn_okx.orderws import OrderSocket
 from polyvn_okx.positions import OkxPositions
 from polyvn_okx.venue import UsdtPriceSource, default_model
 from polyvn_okx.wallet import OkxWallet
@@ -90,8 +91,13 @@ def polyvn_order_executor(
     # The bot's tag on every order it places: the cancel-all-after switch of that tag cancels
     # only that bot's orders, so bots sharing an API key do not disarm each other.
     tag = bot_tag(context.bot.id) if context is not None and context.bot is not None else None
-    executor = OkxExecutor(RestClient(parsed, creds), parsed, tag=tag)
     live = mode is BotMode.LIVE and creds is not None
+    socket = None
+    if context is not None and live and parsed.ws_orders:
+        assert creds is not None
+        account = (parsed.ws_private_url, creds.api_key)  # never shown: a key, not a label
+        socket = context.share(("okx-orders", account), lambda: OrderSocket(parsed, creds))
+    executor = OkxExecutor(RestClient(parsed, creds), parsed, tag=tag, order_socket=socket)
     if context is not None and live and parsed.dead_man_switch:
         switch = DeadMansSwitch(
             RestClient(parsed, creds),
