@@ -774,3 +774,55 @@ async def test_a_hanging_executor_close_does_not_block_shutdown(
         await settle()
     assert h.runner().state is BotState.STOPPED
     assert trio.current_time() - start < 11
+
+
+async def test_a_live_bot_waits_for_its_private_order_feed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Venues push order updates only to subscribed connections: a live bot does not trade
+    before its wallet's order feed is up. When it does not come up in time the bot starts
+    anyway, and is reconciled once it does (an update pushed before then is recovered)."""
+
+    def late(venue: Venue) -> None:
+        venue.private_up = False
+
+    async with running(
+        bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+        wallets=True,
+        configure=late,
+    ) as h:
+        await settle()
+        assert h.runner().state is BotState.RUNNING  # after the wait (10 s of MockClock)
+        (cid,) = h.venue.placed
+        assert trio.current_time() >= 10
+        h.venue.fill_silently(cid)  # a fill pushed to nobody: the feed is not up
+        assert h.engine.tracker.get(cid).status is OrderStatus.OPEN
+        h.venue.private_up = True
+        h.venue.private_health(FeedHealth.OK)
+        await settle()
+        assert h.engine.tracker.get(cid).status is OrderStatus.FILLED  # reconciled
+
+
+async def test_a_private_feed_that_comes_up_late_holds_the_bot_until_then(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    venue = Venue()
+    venue.private_up = False
+
+    async def bring_it_up() -> None:
+        await trio.sleep(2)
+        venue.private_up = True
+        venue.private_health(FeedHealth.OK)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bring_it_up)
+        async with running(
+            bot(mode=BotMode.LIVE, wallet_id="w1", params={"price": "95"}),
+            venue=venue,
+            wallets=True,
+        ) as h:
+            await settle()
+            assert h.venue.journal.index("armed") >= 0
+            (cid,) = h.venue.placed
+            assert 2 <= trio.current_time() < 10  # waited for the feed, not the full wait
+            assert h.engine.tracker.get(cid).status is OrderStatus.OPEN

@@ -90,6 +90,9 @@ class Venue:
         self.orders: dict[str, VenueOrder] = {}
         self.fill_log: list[Fill] = []
         self.sinks: list[tuple[FeedSink, set[Feed]]] = []
+        self.private_up = True
+        """Private subscriptions are acknowledged (``ok``) when made; False: not until
+        :meth:`private_health` says so."""
         self.placed: list[str] = []
         self.cancelled: list[str] = []
         self.journal: list[str] = []
@@ -318,6 +321,10 @@ class VenueFeeds:
     ) -> None:
         entry = (sink, self.feeds)
         self.venue.sinks.append(entry)
+        if self.venue.private_up:
+            for feed in self.feeds:
+                if feed.type is not FeedType.BOOK:
+                    sink.feed_health(feed, FeedHealth.OK)
         task_status.started()
         try:
             await trio.sleep_forever()
@@ -327,11 +334,14 @@ class VenueFeeds:
     def subscribe(self, feed: Feed) -> None:
         self.subscribe_calls.append(feed)
         self.feeds.add(feed)
-        if feed.type is FeedType.BOOK:
-            for sink, feeds in self.venue.sinks:
-                if feeds is self.feeds:
-                    sink.feed_health(feed, FeedHealth.OK)
-                    sink.feed_update(feed, self.venue.snapshot(feed.params))
+        for sink, feeds in self.venue.sinks:
+            if feeds is not self.feeds:
+                continue
+            if feed.type is FeedType.BOOK:
+                sink.feed_health(feed, FeedHealth.OK)
+                sink.feed_update(feed, self.venue.snapshot(feed.params))
+            elif self.venue.private_up:
+                sink.feed_health(feed, FeedHealth.OK)
 
     def unsubscribe(self, feed: Feed) -> None:
         self.feeds.discard(feed)

@@ -11,6 +11,7 @@ the bot they name, and every event goes out on the bus.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Hashable, Mapping, Sequence
@@ -72,6 +73,11 @@ _ENDED: Final = frozenset({BotState.STOPPED, BotState.ERROR, BotState.RISK_STOPP
 CLOSE_TIMEOUT: Final = 10.0
 """Seconds an executor's aclose may take at shutdown before it is abandoned."""
 PRIVATE_FEEDS: Final = (FeedType.ORDERS, FeedType.FILLS, FeedType.POSITIONS, FeedType.BALANCES)
+PRIVATE_FEED_WAIT: Final = 10.0
+"""Seconds a live bot waits for its wallet's private order feed to be subscribed before it
+starts: what the venue reports about an order before that is lost (venues push only to
+subscribed connections). After the wait it starts anyway, and is reconciled when the feed
+comes up."""
 DEFAULT_PAPER_CAPITAL: Final = Decimal(10_000)
 
 
@@ -143,6 +149,8 @@ class Engine:
         self._shared_running: set[int] = set()
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
+        self._unconfirmed: set[str] = set()
+        """Wallets whose order feed was not confirmed in time: their bots no longer wait."""
         self._public: set[str] = set()
         self._providers: list[FeedProvider] = []
         self._cpu_mark = (time.process_time(), 0.0)
@@ -296,6 +304,27 @@ class Engine:
                     continue
                 self._private_holds.append(hold)
 
+    async def _private_feed_up(self, bot: Bot) -> None:
+        """Wait (PRIVATE_FEED_WAIT at most) until the live *bot*'s wallet's private order feed
+        has been subscribed on the venue, so no update of its first orders is pushed before."""
+        wallet = self.config.wallets.get(bot.wallet_id or "")
+        if bot.mode is not BotMode.LIVE or wallet is None or wallet.id in self._unconfirmed:
+            return
+        feed = Feed(exchange=wallet.exchange, type=FeedType.ORDERS, params="")
+        with trio.move_on_after(PRIVATE_FEED_WAIT):
+            # KeyError: the venue has no order feed; reconciliation and lookups cover it.
+            with contextlib.suppress(KeyError):
+                await self.market.wait_confirmed(feed, account=wallet.id)
+            return
+        self._unconfirmed.add(wallet.id)  # the next bots of this wallet do not wait again
+        log.warning(
+            "bot %s: the private order feed of wallet %s is not confirmed after %g s; starting "
+            "anyway (its orders are reconciled when the feed comes up)",
+            bot.id,
+            wallet.id,
+            PRIVATE_FEED_WAIT,
+        )
+
     def _hold_price_feeds(self) -> None:
         """Subscribe the feeds each price source reads and pass it their updates. A source
         whose feeds no installed plugin carries is logged and left without them."""
@@ -381,6 +410,7 @@ class Engine:
             runner.state = current.state
         self.runners[bot.id] = runner
         await self._start_shared()
+        await self._private_feed_up(bot)
         await self._bot_nursery.start(self._run_bot, runner, tuple(context.services))
         return runner
 
@@ -654,7 +684,8 @@ class _PrivateFeeds:
     def __init__(self, engine: Engine, wallet_id: str) -> None:
         self.engine = engine
         self.wallet_id = wallet_id
-        self._lost = False
+        self._lost = True  # not up yet: a bot that starts before it is reconciled when it is
+        self._up = False
 
     def feed_update(self, feed: Feed, update: MarketUpdate) -> None:
         tracker = self.engine.tracker
@@ -669,13 +700,19 @@ class _PrivateFeeds:
 
     def feed_health(self, feed: Feed, health: FeedHealth) -> None:
         if health is not FeedHealth.OK:
-            log.warning("private feed %s:%s is %s", feed.exchange, feed.type.value, health.value)
+            if self._up:  # before the first ``ok`` it is only not up yet
+                log.warning(
+                    "private feed %s:%s is %s", feed.exchange, feed.type.value, health.value
+                )
             self._lost = True
-        elif self._lost and feed.type is FeedType.ORDERS:
-            # Back after a gap: updates may have been missed; bring every bot of the wallet
-            # back in line with the venue (a bot whose view stays incomplete stops, fail-closed).
-            self._lost = False
-            self.engine.reconcile_wallet(self.wallet_id)
+        elif feed.type is FeedType.ORDERS:
+            self._up = True
+            if self._lost:
+                # Up, or back after a gap: updates may have been missed; bring every running
+                # bot of the wallet in line with the venue (a bot whose view stays incomplete
+                # stops, fail-closed).
+                self._lost = False
+                self.engine.reconcile_wallet(self.wallet_id)
 
 
 __all__ = ["Engine", "EngineConfig", "EngineError", "Wallet"]

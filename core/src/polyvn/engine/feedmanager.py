@@ -351,6 +351,7 @@ class _FeedState:
 
     __slots__ = (
         "book",
+        "confirmed",
         "conflate",
         "expected",
         "feed",
@@ -377,6 +378,8 @@ class _FeedState:
         self.book: OrderBook | None = None
         self.latest: MarketUpdate | None = None
         self.health = _RESYNCING if self.is_book else _OK
+        self.confirmed = trio.Event()
+        """Set when the provider first says ``ok`` (it took the subscription)."""
         self.holds: tuple[_Hold, ...] = ()
         """Replaced, never mutated: a dispatch in progress keeps iterating its own tuple."""
         self.queued = 0
@@ -877,14 +880,19 @@ class FeedManager:
                 health = _RESYNCING  # the connection is back; the book waits for its snapshot
             elif health is _RESYNCING or health is _DOWN:
                 self._clear_book(state)
+        confirmed = health is _OK and not state.confirmed.is_set()
         if health is _OK:
             state.last = self._now()
-        self._set_health(state, health)
+            state.confirmed.set()
+        # The provider's first ``ok`` is passed on even when the feed already counts as ok
+        # (a non-book feed does from the start): for a private feed it is the only word that
+        # the venue took the subscription (the engine holds live bots until then).
+        self._set_health(state, health, force=confirmed)
 
-    def _set_health(self, state: _FeedState, health: FeedHealth) -> None:
-        """Store *health* and tell every hold when it changed (in order, through the mailbox
-        of a queued hold)."""
-        if state.health is health:
+    def _set_health(self, state: _FeedState, health: FeedHealth, *, force: bool = False) -> None:
+        """Store *health* and tell every hold when it changed, or when *force*d (in order,
+        through the mailbox of a queued hold)."""
+        if state.health is health and not force:
             return
         state.health = health
         log.info("%s: %s", feed_key(state.feed), health.value)
@@ -933,6 +941,16 @@ class FeedManager:
         if state is None:
             return None
         return state.book if state.is_book else state.latest
+
+    async def wait_confirmed(self, feed: Feed, *, account: str = "") -> None:
+        """Return once the provider has said ``ok`` for *feed* (the venue took the
+        subscription): for a private feed, which carries nothing until something happens, the
+        only sign that it is up. Raises KeyError when *feed* is not held. Callers set the
+        timeout: a provider that never confirms keeps this waiting."""
+        state = self._state(feed, account)
+        if state is None:
+            raise KeyError(f"{feed_key(feed)} is not held")
+        await state.confirmed.wait()
 
     def health(self, feed: Feed, *, account: str = "") -> FeedHealth:
         """The health of *feed*; ``down`` when it is not subscribed upstream. *account*
