@@ -2,22 +2,27 @@
 
 Goal: p99 <= 250 µs from a book frame received to the order request written.
 
-The OKX simulator runs in its own process (``polyvn sim okx --json``), as a venue would. This
-process runs one engine with 100 live bots on BTC-USDT-SWAP, all through the OKX plugin's own
-adapters (trio-websocket feed, httpx REST with v5 signing) and the engine's whole order path
-(FeedManager dispatch, BotRunner, OrderTracker, risk, the bot's order worker, the executor).
-Every bot reads the best bid and ask of each book update; in turn, one bot per book update sends
-an immediate-or-cancel buy ten ticks under the best bid (it never fills, so nothing builds up).
+The OKX simulator runs in its own process (``polyvn sim okx --json``), as a venue would, pinned
+to a core of its own (the engine gets the others): on the same core the kernel may run the venue
+the moment an order wakes it, in the middle of the engine's work. This process runs one engine
+with 100 live bots on BTC-USDT-SWAP, all through the OKX plugin's own adapters (trio-websocket
+feed; orders on the shared order WebSocket, REST when it is down) and the engine's whole order
+path (FeedManager dispatch, BotRunner, OrderTracker, risk, the executor). Every bot reads the
+best bid and ask of each book update; in turn, one bot per book update sends an
+immediate-or-cancel buy ten ticks under the best bid (it never fills, so nothing builds up).
 
 The two instants, both ``time.perf_counter_ns`` in this process:
 
 - *frame received*: the OKX feed's WebSocket connection hands a ``books`` frame to the feed
   (``polyvn_okx.ws`` connection's ``receive`` returns), before it is parsed;
-- *request written*: httpx's transport starts writing that order's ``POST /api/v5/trade/order``
-  to the socket (httpcore's trio stream ``write`` of the request head).
+- *request written*: the order's bytes go to the kernel: the order WebSocket's first
+  ``socket.send`` of that order (it is written inside the strategy callback), or, for an order
+  that went over REST, httpx's transport starting to write its ``POST /api/v5/trade/order``
+  (httpcore's trio stream ``write`` of the request head).
 
-Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N]``. Prints p50, p90, p99 and
-the maximum, with the number of orders measured.
+Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N] [--interval-ms N]``. Prints
+p50, p90, p99 and the maximum, the number of orders measured and how many went over the
+WebSocket. ``P2_WS_ORDERS=0`` sends every order over REST (the ``ws_orders`` setting off).
 """
 
 from __future__ import annotations
@@ -253,7 +258,10 @@ def report(latencies: list[int], *, bots: int, elapsed: float) -> None:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000
 
     print(f"P2 tick-to-order, OKX simulator in its own process, {bots} live bots on one book")
-    print(f"  orders measured: {len(ordered)} over {elapsed:.1f} s (after {WARMUP} warm-up)")
+    print(
+        f"  orders measured: {len(ordered)} over {elapsed:.1f} s (after {WARMUP} warm-up); "
+        f"{PROBE.websocket} of all {PROBE.orders} placed were written on the order WebSocket"
+    )
     print(
         f"  frame received -> order request written: p50 {pct(50):.0f} µs, "
         f"p90 {pct(90):.0f} µs, p99 {pct(99):.0f} µs, max {ordered[-1] / 1000:.0f} µs, "
