@@ -11,6 +11,7 @@ from decimal import Decimal
 import attrs
 import pytest
 import trio
+import trio_websocket
 
 from polyvn import AmbiguousOutcomeError, AuthenticationError, OrderRejectedError
 from polyvn.models import OrderStatus, OrderType, TimeInForce
@@ -169,3 +170,40 @@ async def test_refused_credentials_leave_orders_on_rest(okx_sim: RunningSimulato
         assert socket.statistics()["logins"] == 0
     assert "x" * 32 not in repr(socket)
     assert issubclass(AuthenticationError, Exception)
+
+
+async def test_what_the_socket_cannot_take_at_once_goes_out_later_in_order() -> None:
+    """A peer that stops reading fills the kernel's buffers: send_nowait keeps committing
+    messages to the backlog (whole, in order) until SEND_BACKLOG, then declines with nothing
+    written; once the peer reads again, the writer task delivers everything in order."""
+    reading = trio.Event()
+    received: list[str] = []
+    done = trio.Event()
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        peer = await request.accept()
+        await reading.wait()
+        while True:
+            message = await peer.get_message()
+            if message == "end":
+                done.set()
+                return
+            received.append(str(message))
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None)
+        port = server.port
+        async with ws.open_direct_connection(f"ws://127.0.0.1:{port}/") as conn:
+            chunk = "x" * 60_000
+            sent = 0
+            while conn.send_nowait(f"{sent}:{chunk}"):
+                sent += 1
+                assert sent < 1000, "the backlog never filled"
+            assert sent > 10
+            reading.set()
+            await conn.send("end")
+            with trio.fail_after(20):
+                await done.wait()
+        assert [m.split(":", 1)[0] for m in received] == [str(n) for n in range(sent)]
+        assert all(m.endswith(chunk) for m in received)
+        nursery.cancel_scope.cancel()
