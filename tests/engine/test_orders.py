@@ -1069,3 +1069,18 @@ def test_statistics_count_created_orders_and_applied_fills() -> None:
     tracker.apply_fill(make_fill(order, size=D(4), price=D(100)))
     stats = tracker.statistics()
     assert (stats.orders_created, stats.open_orders, stats.fills_applied) == (2, 2, 1)
+
+
+async def test_reconcile_leaves_orders_in_flight_to_their_answers() -> None:
+    """A placement still travelling is not on the venue's list yet: named in ``in_flight`` it
+    is not looked up (and not taken for one the venue never received); without it, it is."""
+    tracker, _, _ = setup()
+    travelling = place(tracker)
+    report = await reconcile(
+        tracker, FakeExecutor(), bot=BOT, since_ms=0, in_flight={travelling.client_order_id}
+    )
+    assert report.complete
+    assert report.closed == ()
+    assert tracker.get(travelling.client_order_id).status is OrderStatus.PENDING  # type: ignore[union-attr]
+    report = await reconcile(tracker, FakeExecutor(), bot=BOT, since_ms=0)
+    assert [o.status for o in report.closed] == [OrderStatus.REJECTED]

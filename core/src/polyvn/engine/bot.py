@@ -299,7 +299,13 @@ class BotRunner:
         services = self.services
         since = services.tracker.last_fill_at(self.bot.id) or self.bot.created_at
         with trio.move_on_after(self.order_timeout * 3) as scope:
-            report = await reconcile(services.tracker, self.executor, bot=self.bot, since_ms=since)
+            report = await reconcile(
+                services.tracker,
+                self.executor,
+                bot=self.bot,
+                since_ms=since,
+                in_flight=frozenset(self._work),  # their answers settle them
+            )
         if scope.cancelled_caught or not report.complete:
             why = (
                 "reconciliation timed out" if scope.cancelled_caught else "; ".join(report.problems)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -1256,7 +1256,12 @@ def _describe(exc: Exception) -> str:
 
 
 async def reconcile(
-    tracker: OrderTracker, executor: OrderExecutor, *, bot: Bot, since_ms: int
+    tracker: OrderTracker,
+    executor: OrderExecutor,
+    *,
+    bot: Bot,
+    since_ms: int,
+    in_flight: Collection[str] = (),
 ) -> ReconcileReport:
     """Bring *tracker* in line with the venue for *bot*, on start and after every reconnect.
 
@@ -1271,13 +1276,14 @@ async def reconcile(
     4. Each order of the bot still open in the tracker but not listed by the venue is looked up
        with ``executor.get_order``: its venue status is applied; if the venue does not know it,
        it is marked ``canceled`` ("not found on the venue at reconciliation"), or ``rejected``
-       ("not received by the venue") when it was never acknowledged.
+       ("not received by the venue") when it was never acknowledged. Orders in *in_flight*
+       (client order ids whose requests are still travelling) are left to their answers.
 
     Any venue error (VenueUnavailableError, RateLimitedError, AuthenticationError, or any other
     exception from the executor) makes the report incomplete, with the reason in
     ``problems``; the caller then refuses to run the bot: fail-closed. Cancellation is never
-    caught. Call it while none of the bot's requests are in flight: an order whose placement
-    is still travelling would be taken for one the venue never received.
+    caught. Name the orders whose requests are in flight in *in_flight*: a placement still
+    travelling would otherwise be taken for one the venue never received.
     """
     tracker.register_bot(bot)
     tag = bot_tag(bot.id)
@@ -1329,7 +1335,12 @@ async def reconcile(
     for order in tracker.open_orders(bot.id):
         client_order_id = order.client_order_id
         current = tracker.get(client_order_id)
-        if client_order_id in seen or current is None or is_terminal(current.status):
+        if (
+            client_order_id in seen
+            or client_order_id in in_flight
+            or current is None
+            or is_terminal(current.status)
+        ):
             continue
         try:
             update = await executor.get_order(
