@@ -97,14 +97,14 @@ async def test_placement_goes_out_on_the_websocket_and_is_acknowledged(
         await until(lambda: socket.ready, seconds=10)
         pending = executor.place_nowait(resting)
         assert pending is not None
-        assert socket.statistics()["sent"] == 1
+        assert socket.statistics().sent == 1
         with trio.fail_after(10):
             ack = await pending()
         assert (ack.client_order_id, ack.status) == ("ws1", OrderStatus.OPEN)
         view = await executor.get_order(instrument="BTC-USDT-SWAP", client_order_id="ws1")
         assert view.venue_order_id == ack.venue_order_id
         assert view.price == D("20000")
-        assert socket.statistics()["pending"] == 0
+        assert socket.statistics().pending == 0
     await executor.aclose()
 
 
@@ -152,8 +152,8 @@ async def test_an_answer_lost_with_the_connection_is_ambiguous(
         with pytest.raises(AmbiguousOutcomeError) as raised, trio.fail_after(10):
             await pending()
         assert raised.value.client_order_id == "a1"
-        assert socket.statistics()["lost"] == 1
-        await until(lambda: socket.statistics()["logins"] == 2, seconds=20)
+        assert socket.statistics().lost == 1
+        await until(lambda: socket.statistics().logins == 2, seconds=20)
     await executor.aclose()
 
 
@@ -167,7 +167,7 @@ async def test_refused_credentials_leave_orders_on_rest(okx_sim: RunningSimulato
     async with running(socket):
         await trio.sleep(1)
         assert not socket.ready
-        assert socket.statistics()["logins"] == 0
+        assert socket.statistics().logins == 0
     assert "x" * 32 not in repr(socket)
     assert issubclass(AuthenticationError, Exception)
 

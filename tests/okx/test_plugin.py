@@ -349,7 +349,7 @@ async def test_live_bots_on_one_key_place_over_one_shared_order_socket(
         await until(lambda: socket.ready, seconds=10)
         for runner in runners:
             runner.signal("bid", None)
-        assert socket.statistics()["sent"] == 2  # written inside the callbacks, at once
+        assert socket.statistics().sent == 2  # written inside the callbacks, at once
 
         def resting() -> bool:
             orders = [engine.tracker.orders(r.bot.id) for r in runners]

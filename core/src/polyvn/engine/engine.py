@@ -145,8 +145,8 @@ class Engine:
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._shared: dict[Hashable, EngineService] = {}
-        """Services executors share (ExecutorContext.share), each started once."""
-        self._shared_running: set[int] = set()
+        """Services executors share (ExecutorContext.share), in the order they were made."""
+        self._shared_started = 0
         self._bot_nursery: trio.Nursery | None = None
         self._private_holds: list[Any] = []
         self._unconfirmed: set[str] = set()
@@ -248,10 +248,10 @@ class Engine:
     async def _start_shared(self) -> None:
         """Start the shared executor services made since the last call (ExecutorContext.share)."""
         assert self._nursery is not None
-        for service in list(self._shared.values()):
-            if id(service) not in self._shared_running:
-                self._shared_running.add(id(service))
-                await self._nursery.start(self._run_service, service)
+        made = list(self._shared.values())[self._shared_started :]
+        self._shared_started += len(made)
+        for service in made:
+            await self._nursery.start(self._run_service, service)
 
     async def _close_providers(self) -> None:
         """Close every feed provider the engine made (their connections and clients), each

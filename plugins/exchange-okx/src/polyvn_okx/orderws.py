@@ -31,8 +31,10 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
+import attrs
 import trio
 
 from polyvn import AmbiguousOutcomeError, AuthenticationError
@@ -46,8 +48,20 @@ LOGIN_TIMEOUT: Final = 10.0
 REFUSED_RETRY: Final = 60.0
 """Seconds before logging in again after OKX refused the credentials."""
 
-Connect = Callable[[str], Any]
+Connect = Callable[[str], AbstractAsyncContextManager[ws.DirectConnection]]
 """Opens a DirectConnection to a URL: :func:`polyvn_okx.ws.open_direct_connection`."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderSocketStatistics:
+    logins: int
+    """Successful logins (the first, then one per reconnect)."""
+    sent: int
+    """Requests written."""
+    lost: int
+    """Written requests whose answers were lost with their connection."""
+    pending: int
+    """Written requests waiting for their answers now."""
 
 
 class _Reply:
@@ -99,14 +113,10 @@ class OrderSocket:
         """Logged in: :meth:`send` can write."""
         return self._conn is not None
 
-    def statistics(self) -> dict[str, int]:
-        """Logins, requests written, requests whose answers were lost, answers awaited."""
-        return {
-            "logins": self._logins,
-            "sent": self._sent,
-            "lost": self._lost,
-            "pending": len(self._pending),
-        }
+    def statistics(self) -> OrderSocketStatistics:
+        return OrderSocketStatistics(
+            logins=self._logins, sent=self._sent, lost=self._lost, pending=len(self._pending)
+        )
 
     # -- requests ---------------------------------------------------------------------------
 

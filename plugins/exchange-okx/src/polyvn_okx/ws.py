@@ -203,10 +203,7 @@ class DirectConnection:
         await trio.lowlevel.checkpoint()
 
     def _write(self, plain: bytes) -> None:
-        data = plain
-        if self._tls is not None:
-            self._tls.write(plain)
-            data = self._out.read()
+        data = self._encrypt(plain)
         if not self._backlog:
             try:
                 sent = self._sock.send(data)
