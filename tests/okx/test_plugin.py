@@ -159,30 +159,42 @@ def context(bot_id: str = "bot-7") -> ExecutorContext:
 
 
 @pytest.mark.parametrize(
-    ("mode", "credentials", "settings", "switches"),
+    ("mode", "credentials", "settings", "switches", "sockets"),
     [
-        (BotMode.LIVE, CREDENTIALS, {}, 1),
-        (BotMode.PAPER, CREDENTIALS, {}, 0),
-        (BotMode.LIVE, None, {}, 0),
-        (BotMode.LIVE, CREDENTIALS, {"dead_man_switch": False}, 0),
+        (BotMode.LIVE, CREDENTIALS, {}, 1, 1),
+        (BotMode.PAPER, CREDENTIALS, {}, 0, 0),
+        (BotMode.LIVE, None, {}, 0, 0),
+        (BotMode.LIVE, CREDENTIALS, {"dead_man_switch": False}, 0, 1),
+        (BotMode.LIVE, CREDENTIALS, {"ws_orders": False}, 1, 0),
     ],
 )
-async def test_a_live_bot_gets_a_dead_mans_switch(
+async def test_a_live_bot_gets_a_dead_mans_switch_and_the_keys_order_socket(
     plugins: Plugins,
     mode: BotMode,
     credentials: Credentials | None,
     settings: Mapping[str, Any],
     switches: int,
+    sockets: int,
 ) -> None:
+    """Only a live bot with credentials gets its own switch and shares its key's order socket
+    (a paper bot never touches the venue); ``ws_orders`` off leaves orders on REST."""
     ctx = context()
     executor = ExchangeRegistry(plugins).executor(
         "okx", settings=settings, credentials=credentials, mode=mode, context=ctx
     )
     assert len(ctx.services) == switches
     assert all(isinstance(s, DeadMansSwitch) for s in ctx.services)
+    assert len(ctx.shared) == sockets
+    assert all(isinstance(s, OrderSocket) for s in ctx.shared.values())
     if mode is BotMode.LIVE:  # a paper bot's executor is the core's paper wrapper around it
         assert isinstance(executor, OkxExecutor)
         assert executor.tag == bot_tag("bot-7")  # the switch and the orders share the bot's tag
+        assert (executor.order_socket is not None) == bool(sockets)
+    second = attrs.evolve(ctx, bot=context("bot-8").bot, services=[])
+    ExchangeRegistry(plugins).executor(
+        "okx", settings=settings, credentials=credentials, mode=mode, context=second
+    )
+    assert len(second.shared) == sockets  # the second bot of the key gets the same socket
 
 
 # -- a live bot on the simulator, through an engine ----------------------------------------
@@ -333,7 +345,7 @@ async def test_live_bots_on_one_key_place_over_one_shared_order_socket(
 ) -> None:
     """The bots of one API key share one logged-in order WebSocket (ExecutorContext.share):
     once it is up, each bot's order is written on it inside the strategy callback and rests
-    on the venue, tracked like any other; a paper bot gets none."""
+    on the venue, tracked like any other."""
     async with engine_on(okx_sim) as engine:
         now = okx_sim.simulator.now_ms()
         runners = []
@@ -362,11 +374,3 @@ async def test_live_bots_on_one_key_place_over_one_shared_order_socket(
                 "demo", {"instId": "BTC-USDT-SWAP", "clOrdId": order.client_order_id}
             )
             assert (view["state"], view["tag"]) == ("live", bot_tag(runner.bot.id))
-        paper = attrs.evolve(
-            context("paper").bot,  # type: ignore[arg-type]
-            strategy=BidOnSignal.name, mode=BotMode.PAPER, created_at=now, updated_at=now,
-        )  # fmt: skip
-        paper_runner = await engine.start_bot(paper)
-        assert not hasattr(paper_runner.executor.inner, "order_socket") or (
-            paper_runner.executor.inner.order_socket is None  # type: ignore[attr-defined]
-        )
