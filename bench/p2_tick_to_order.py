@@ -115,8 +115,8 @@ def instrument_the_path() -> None:
                 PROBE.placing = 0
             return super().send(data, flags)
 
-    def timed_send_nowait(self: Any, text: str) -> bool:
-        PROBE.writing = '"op":"order"' in text
+    def timed_send_nowait(self: Any, text: str | bytes) -> bool:
+        PROBE.writing = b'"op":"order"' in (text.encode() if isinstance(text, str) else text)
         try:
             return send_nowait(self, text)
         finally:
@@ -134,14 +134,22 @@ class TurnParams:
     bots: int = setting(ge=1)
 
 
+class Turns:
+    """Counts the book's updates once for all bots, so that exactly one bot orders on each: a
+    count of its own per bot would drift between bots that started an update apart, and two
+    orders on one update measure the second one behind the first."""
+
+    sequence: int | None = None
+    count = 0
+
+
 class TakeTurns(Strategy[TurnParams]):
-    """Reads the top of the book on every update; every ``bots``-th update is its turn."""
+    """Reads the top of the book on every update; on every ``bots``-th update it is its turn."""
 
     name = "p2_take_turns"
 
     def __init__(self, params: TurnParams) -> None:
         super().__init__(params)
-        self.updates = 0
         self.working = False
         self.since = 0.0
 
@@ -153,8 +161,10 @@ class TakeTurns(Strategy[TurnParams]):
         if book is None:
             return
         bid, ask = book.best_bid(), book.best_ask()
-        self.updates += 1
-        if bid is None or ask is None or self.updates % self.params.bots != self.params.index:
+        if book.sequence != Turns.sequence:
+            Turns.sequence = book.sequence
+            Turns.count += 1
+        if bid is None or ask is None or Turns.count % self.params.bots != self.params.index:
             return
         if self.working and ctx.time() - self.since < 2.0:
             return  # one order at a time (an answer missed while the feed subscribed: 2 s)

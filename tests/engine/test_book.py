@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from polyvn.engine.book import BookChecksumError, BookError, BookGapError, OrderBook
 from polyvn.models import BookUpdate
@@ -197,3 +199,46 @@ def test_clear_forgets_every_level() -> None:
     assert not book.valid
     assert book.best_bid() is None
     assert "valid=False" in repr(book)
+
+
+_PRICES = st.integers(min_value=1, max_value=40).map(lambda n: D(n) / 4)
+_LEVELS = st.lists(st.tuples(_PRICES, st.sampled_from([D(0), D(1), D("2.5")])), max_size=8)
+
+
+@given(st.lists(st.tuples(st.booleans(), _LEVELS, _LEVELS), min_size=1, max_size=30))
+def test_the_book_matches_a_plain_model_through_any_snapshots_and_deltas(
+    updates: list[tuple[bool, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]],
+) -> None:
+    book = OrderBook("fakex", "BTC-USDC")
+    model: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
+    for index, (is_snapshot, bids, asks) in enumerate(updates):
+        is_snapshot = is_snapshot or index == 0
+        book.apply(
+            BookUpdate(
+                exchange="fakex",
+                instrument="BTC-USDC",
+                snapshot=is_snapshot,
+                bids=tuple(bids),
+                asks=tuple(asks),
+                timestamp=index,
+            )
+        )
+        for side, levels_ in zip(model, (bids, asks), strict=True):
+            if is_snapshot:
+                side.clear()
+            for price, size in levels_:
+                if size:
+                    side[price] = size
+                else:
+                    side.pop(price, None)
+        want_bids = sorted(model[0].items(), reverse=True)
+        want_asks = sorted(model[1].items())
+        assert book.bids() == want_bids == list(book.iter_bids())
+        assert book.asks() == want_asks == list(book.iter_asks())
+        assert book.bids(3) == want_bids[:3]
+        assert book.asks(3) == want_asks[:3]
+        assert book.best_bid() == (want_bids[0] if want_bids else None)
+        assert book.best_ask() == (want_asks[0] if want_asks else None)
+        assert book.depth() == (len(want_bids), len(want_asks))
+        for price in {price for price, _ in bids + asks}:
+            assert book.size_at(price) == (model[0].get(price) or model[1].get(price) or 0)

@@ -12,6 +12,9 @@ import attrs
 import pytest
 import trio
 import trio_websocket
+import wsproto
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, Request, TextMessage
 
 from polyvn import AmbiguousOutcomeError, OrderRejectedError
 from polyvn.models import OrderStatus, OrderType, TimeInForce
@@ -213,3 +216,23 @@ async def test_what_the_socket_cannot_take_at_once_goes_out_later_in_order() -> 
         assert [m.split(":", 1)[0] for m in received] == [str(n) for n in range(sent)]
         assert all(m.endswith(chunk) for m in received)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_001])
+def test_text_frames_decode_as_the_text_at_every_length_encoding(size: int) -> None:
+    """RFC 6455 has three length encodings (7 bits, 16 and 64); a server's wsproto reads the
+    frame, unmasks it and gets the message back whole."""
+    text = ("é" + "{x}" * size)[: size - 1] if size > 1 else "x" * size  # 'é' is 2 bytes
+    assert len(text.encode()) == size
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    server.receive_data(client.send(Request(host="localhost", target="/")))
+    client.receive_data(server.send(AcceptConnection()))
+    assert client.state is ConnectionState.OPEN
+    frame = ws.text_frame(text.encode(), b"\x8a\x01\xff\x5c")
+    assert frame[1] & 0x80, "client frames are masked"
+    server.receive_data(frame)
+    (event,) = [e for e in server.events() if not isinstance(e, Request)]
+    assert isinstance(event, TextMessage)
+    assert event.data == text
+    assert event.message_finished

@@ -10,10 +10,9 @@ exchange plugin's), a mismatch raises :class:`BookChecksumError` the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-
-from sortedcontainers import SortedDict
 
 from polyvn.errors import PolyvnError
 from polyvn.models import BookLevel, BookUpdate
@@ -46,12 +45,20 @@ Checksum = Callable[["OrderBook"], int]
 
 
 class OrderBook:
-    """Bids and asks of one instrument. Read it through the methods; the engine applies updates."""
+    """Bids and asks of one instrument. Read it through the methods; the engine applies updates.
+
+    Each side is a dict of price to size and a list of its prices kept sorted with
+    :mod:`bisect`: a level that only changes size is one dict store, and a level that appears or
+    goes is one C-level insert or delete in a list of a few hundred prices (no Python-level
+    sorted container on the tick-to-order path).
+    """
 
     __slots__ = (
         "_ask",
+        "_ask_prices",
         "_asks",
         "_bid",
+        "_bid_prices",
         "_bids",
         "checksum",
         "exchange",
@@ -69,8 +76,10 @@ class OrderBook:
         self.timestamp = 0
         self.valid = False
         """True once a snapshot arrived and no gap or checksum mismatch followed."""
-        self._bids: SortedDict[Decimal, Decimal] = SortedDict()  # key: -price, best first
-        self._asks: SortedDict[Decimal, Decimal] = SortedDict()  # key: price, best first
+        self._bids: dict[Decimal, Decimal] = {}  # price -> size
+        self._asks: dict[Decimal, Decimal] = {}
+        self._bid_prices: list[Decimal] = []  # ascending: the best bid is the last
+        self._ask_prices: list[Decimal] = []  # ascending: the best ask is the first
         self._bid: BookLevel | None = None  # best levels, cached: read far more than written
         self._ask: BookLevel | None = None
 
@@ -88,8 +97,7 @@ class OrderBook:
         part-way leaves the book invalid until the next snapshot, which the FeedManager asks
         for."""
         if update.snapshot:
-            self._bids.clear()
-            self._asks.clear()
+            self._forget()
         elif not self.valid:
             raise BookError(f"book {self.instrument}: a delta before a snapshot; waiting for one")
         elif (
@@ -99,17 +107,8 @@ class OrderBook:
         ):
             self.valid = False
             raise BookGapError(self.instrument, self.sequence, update.prev_sequence)
-        bids, asks = self._bids, self._asks
-        for price, size in update.bids:
-            if size:
-                bids[-price] = size
-            else:
-                bids.pop(-price, None)
-        for price, size in update.asks:
-            if size:
-                asks[price] = size
-            else:
-                asks.pop(price, None)
+        _set_levels(self._bids, self._bid_prices, update.bids)
+        _set_levels(self._asks, self._ask_prices, update.asks)
         self._best()
         self.sequence = update.sequence
         self.timestamp = update.timestamp
@@ -122,18 +121,21 @@ class OrderBook:
 
     def clear(self) -> None:
         """Forget every level (the feed is resyncing)."""
-        self._bids.clear()
-        self._asks.clear()
+        self._forget()
         self._bid = self._ask = None
         self.valid = False
 
+    def _forget(self) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_prices.clear()
+        self._ask_prices.clear()
+
     def _best(self) -> None:
-        if self._bids:
-            key, size = self._bids.peekitem(0)
-            self._bid = (-key, size)
-        else:
-            self._bid = None
-        self._ask = self._asks.peekitem(0) if self._asks else None
+        prices = self._bid_prices
+        self._bid = (prices[-1], self._bids[prices[-1]]) if prices else None
+        prices = self._ask_prices
+        self._ask = (prices[0], self._asks[prices[0]]) if prices else None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -158,24 +160,32 @@ class OrderBook:
 
     def bids(self, depth: int | None = None) -> list[BookLevel]:
         """Bid levels, best (highest) first; the first *depth* of them."""
-        items = self._bids.items()[:depth] if depth is not None else self._bids.items()
-        return [(-key, size) for key, size in items]
+        prices = self._bid_prices
+        best_first = reversed(prices if depth is None else prices[max(len(prices) - depth, 0) :])
+        sizes = self._bids
+        return [(price, sizes[price]) for price in best_first]
 
     def asks(self, depth: int | None = None) -> list[BookLevel]:
         """Ask levels, best (lowest) first; the first *depth* of them."""
-        items = self._asks.items()[:depth] if depth is not None else self._asks.items()
-        return list(items)
+        prices = self._ask_prices if depth is None else self._ask_prices[:depth]
+        sizes = self._asks
+        return [(price, sizes[price]) for price in prices]
 
     def iter_bids(self) -> Iterator[BookLevel]:
-        for key, size in self._bids.items():
-            yield (-key, size)
+        """Bid levels, best first, read as the iteration goes (do not apply updates meanwhile)."""
+        sizes = self._bids
+        for price in reversed(self._bid_prices):
+            yield (price, sizes[price])
 
     def iter_asks(self) -> Iterator[BookLevel]:
-        yield from self._asks.items()
+        """Ask levels, best first, read as the iteration goes (do not apply updates meanwhile)."""
+        sizes = self._asks
+        for price in self._ask_prices:
+            yield (price, sizes[price])
 
     def size_at(self, price: Decimal) -> Decimal:
         """Size resting at *price* on either side (0 when none)."""
-        return self._bids.get(-price) or self._asks.get(price) or Decimal(0)
+        return self._bids.get(price) or self._asks.get(price) or Decimal(0)
 
     def depth(self) -> tuple[int, int]:
         """Number of bid and ask levels."""
@@ -187,3 +197,16 @@ class OrderBook:
             f"ask={self.best_ask()}, levels={self.depth()}, seq={self.sequence}, "
             f"valid={self.valid})"
         )
+
+
+def _set_levels(
+    sizes: dict[Decimal, Decimal], prices: list[Decimal], levels: Iterable[BookLevel]
+) -> None:
+    """Set one side's *levels* (size 0 removes a level), keeping *prices* sorted."""
+    for price, size in levels:
+        if size:
+            if price not in sizes:
+                insort(prices, price)
+            sizes[price] = size
+        elif sizes.pop(price, None) is not None:
+            del prices[bisect_left(prices, price)]

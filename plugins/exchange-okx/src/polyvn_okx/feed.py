@@ -53,6 +53,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import attrs
+import orjson
 import trio
 from sortedcontainers import SortedDict
 
@@ -629,7 +630,7 @@ class _Session:
             return
         provider = self.provider
         try:
-            message = json.loads(frame)
+            message = orjson.loads(frame)
             if "data" in message:
                 provider._data(sink, message)
             elif "event" in message:

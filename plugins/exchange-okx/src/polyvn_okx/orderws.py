@@ -35,6 +35,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 import attrs
+import orjson
 import trio
 
 from polyvn import AmbiguousOutcomeError, AuthenticationError
@@ -132,7 +133,7 @@ class OrderSocket:
         if conn is None:
             return None
         ident = str(next(self._ids))
-        text = json.dumps({"id": ident, "op": op, "args": args}, separators=(",", ":"))
+        text = orjson.dumps({"id": ident, "op": op, "args": args})
         try:
             if not conn.send_nowait(text):
                 return None
@@ -248,7 +249,7 @@ def _decode(frame: str | bytes) -> Mapping[str, Any] | None:
     if frame == "pong":
         return None
     try:
-        message = json.loads(frame)
+        message = orjson.loads(frame)
     except ValueError:
         log.warning("okx order socket: skipped a frame that is not JSON")
         return None

@@ -17,6 +17,7 @@ with one comprehension per side and no intermediate objects.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -181,6 +182,7 @@ MARGIN_MODES: Final[Mapping[str, MarginMode]] = {
 }
 
 
+@functools.cache
 def instrument_type(inst_id: str) -> str:
     """OKX's ``instType`` of an instrument id, from its shape: ``BTC-USDT`` is SPOT,
     ``BTC-USDT-SWAP`` SWAP, ``BTC-USDT-250627`` FUTURES. ValueError for anything else (options
@@ -620,7 +622,10 @@ def _plain_type(order: Order) -> str:
         if tif is not TimeInForce.GTC:
             raise _rejected(order, f"a post-only order rests: time in force {tif} is refused")
         return "post_only"
-    return {TimeInForce.GTC: "limit", TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}[tif]
+    return _LIMIT_TYPES[tif]
+
+
+_LIMIT_TYPES: Final = {TimeInForce.GTC: "limit", TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}
 
 
 def _attached(order: Order) -> list[dict[str, str]] | None:
