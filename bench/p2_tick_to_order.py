@@ -20,9 +20,14 @@ The two instants, both ``time.perf_counter_ns`` in this process:
   that went over REST, httpx's transport starting to write its ``POST /api/v5/trade/order``
   (httpcore's trio stream ``write`` of the request head).
 
-Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N] [--interval-ms N]``. Prints
-p50, p90, p99 and the maximum, the number of orders measured and how many went over the
-WebSocket. ``P2_WS_ORDERS=0`` sends every order over REST (the ``ws_orders`` setting off).
+Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N] [--interval-ms N]
+[--cpu-latency-us N]``. Prints p50, p90, p99 and the maximum, the number of orders measured and
+how many went over the WebSocket. ``P2_WS_ORDERS=0`` sends every order over REST (the
+``ws_orders`` setting off). ``--cpu-latency-us`` holds a PM QoS request on
+``/dev/cpu_dma_latency`` while measuring, as a latency-tuned host does (``machine_floor.py``).
+
+Read the figures with ``machine_floor.py``'s: how much slower the same code runs once every
+50 ms than back to back on the machine at hand.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from typing import Any
 import attrs
 import httpcore._backends.trio as httpcore_trio
 import trio
+from machine_floor import cpu_latency
 
 import polyvn_okx.ws as okx_ws
 from polyvn import Credentials, hookimpl, load_plugins, setting
@@ -293,11 +299,13 @@ def main() -> None:
         default=False,
         help="books carry a checksum (OKX production has sent 0 since 2026-06-23)",
     )
+    parser.add_argument("--cpu-latency-us", type=int, default=None)
     args = parser.parse_args()
     instrument_the_path()
     process, info = start_simulator(interval_ms=args.interval_ms, checksum=args.checksum)
     try:
-        trio.run(lambda: run(info, orders=args.orders, bots=args.bots))
+        with cpu_latency(args.cpu_latency_us):
+            trio.run(lambda: run(info, orders=args.orders, bots=args.bots))
     finally:
         process.terminate()
         process.wait(timeout=10)
