@@ -22,7 +22,9 @@ The two instants, both ``time.perf_counter_ns`` in this process:
 
 Usage: ``python bench/p2_tick_to_order.py [--orders N] [--bots N] [--interval-ms N]
 [--cpu-latency-us N]``. Prints p50, p90, p99 and the maximum, the number of orders measured and
-how many went over the WebSocket. ``P2_WS_ORDERS=0`` sends every order over REST (the
+how many went over the WebSocket, then p50 and p99 by the ordering bot's place in the dispatch
+(in fifths: the bots before it run first, so this splits the path's fixed part from the
+per-bot one). ``P2_WS_ORDERS=0`` sends every order over REST (the
 ``ws_orders`` setting off). ``--cpu-latency-us`` holds a PM QoS request on
 ``/dev/cpu_dma_latency`` while measuring, as a latency-tuned host does (``machine_floor.py``).
 
@@ -73,12 +75,13 @@ class Probe:
 
     def __init__(self) -> None:
         self.last_book_frame = 0
-        self.sent: dict[str, int] = {}  # client order id -> frame time of its trigger
-        self.latencies: list[int] = []
+        self.sent: dict[str, tuple[int, int]] = {}  # client order id -> (frame time, bot)
+        self.latencies: list[tuple[int, int]] = []  # (ns, the ordering bot's place in dispatch)
         self.head_at: dict[int, int] = {}  # stream id -> when its request head was written
         self.orders = 0
         self.websocket = 0  # orders measured on the order WebSocket (the rest went over REST)
         self.placing = 0  # frame time of the order being placed (written inside place_order)
+        self.placing_bot = 0  # the index of the bot placing it (bots are dispatched in order)
         self.writing = False  # the order socket is writing an order
 
 
@@ -106,9 +109,9 @@ def instrument_the_path() -> None:
             head = PROBE.head_at.pop(id(self))
             found = CL_ORD_ID.search(buffer)
             if found is not None:
-                frame = PROBE.sent.pop(found.group(1).decode(), None)
-                if frame is not None:
-                    PROBE.latencies.append(head - frame)
+                placed = PROBE.sent.pop(found.group(1).decode(), None)
+                if placed is not None:
+                    PROBE.latencies.append((head - placed[0], placed[1]))
         await write(self, buffer, timeout)
 
     class TimedSocket(socket.socket):
@@ -116,7 +119,7 @@ def instrument_the_path() -> None:
 
         def send(self, data: Any, flags: int = 0) -> int:
             if PROBE.writing and PROBE.placing:
-                PROBE.latencies.append(time.perf_counter_ns() - PROBE.placing)
+                PROBE.latencies.append((time.perf_counter_ns() - PROBE.placing, PROBE.placing_bot))
                 PROBE.websocket += 1
                 PROBE.placing = 0
             return super().send(data, flags)
@@ -175,6 +178,7 @@ class TakeTurns(Strategy[TurnParams]):
         if self.working and ctx.time() - self.since < 2.0:
             return  # one order at a time (an answer missed while the feed subscribed: 2 s)
         PROBE.placing = PROBE.last_book_frame
+        PROBE.placing_bot = self.params.index
         order = ctx.place_order(
             instrument=INSTRUMENT,
             side=Side.BUY,
@@ -183,7 +187,7 @@ class TakeTurns(Strategy[TurnParams]):
             time_in_force=TimeInForce.IOC,
         )
         if PROBE.placing:  # not written on the WebSocket: measured when its POST goes out
-            PROBE.sent[order.client_order_id] = PROBE.placing
+            PROBE.sent[order.client_order_id] = (PROBE.placing, self.params.index)
             PROBE.placing = 0
         PROBE.orders += 1
         self.working = True
@@ -265,13 +269,15 @@ async def run(info: dict[str, Any], *, orders: int, bots: int) -> None:
     report(PROBE.latencies[:orders], bots=bots, elapsed=elapsed)
 
 
-def report(latencies: list[int], *, bots: int, elapsed: float) -> None:
-    if not latencies:
-        raise SystemExit("no order was measured")
-    ordered = sorted(latencies)
+def pct(ordered: list[int], p: float) -> float:
+    """The *p*-th percentile of sorted nanoseconds, in µs."""
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000
 
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000
+
+def report(measured: list[tuple[int, int]], *, bots: int, elapsed: float) -> None:
+    if not measured:
+        raise SystemExit("no order was measured")
+    ordered = sorted(latency for latency, _ in measured)
 
     print(f"P2 tick-to-order, OKX simulator in its own process, {bots} live bots on one book")
     print(
@@ -279,11 +285,23 @@ def report(latencies: list[int], *, bots: int, elapsed: float) -> None:
         f"{PROBE.websocket} of all {PROBE.orders} placed were written on the order WebSocket"
     )
     print(
-        f"  frame received -> order request written: p50 {pct(50):.0f} µs, "
-        f"p90 {pct(90):.0f} µs, p99 {pct(99):.0f} µs, max {ordered[-1] / 1000:.0f} µs, "
-        f"mean {statistics.fmean(ordered) / 1000:.0f} µs"
+        f"  frame received -> order request written: p50 {pct(ordered, 50):.0f} µs, "
+        f"p90 {pct(ordered, 90):.0f} µs, p99 {pct(ordered, 99):.0f} µs, "
+        f"max {ordered[-1] / 1000:.0f} µs, mean {statistics.fmean(ordered) / 1000:.0f} µs"
     )
     print("  goal: p99 <= 250 µs")
+    if bots < 5:
+        return
+    print("  by the ordering bot's place in the dispatch (the bots before it ran first):")
+    fifth = bots / 5
+    for part in range(5):
+        group = sorted(ns for ns, bot in measured if int(bot // fifth) == part)
+        if group:
+            first, last = int(part * fifth) + 1, int((part + 1) * fifth)
+            print(
+                f"    bots {first:>3}-{last:<3} p50 {pct(group, 50):.0f} µs, "
+                f"p99 {pct(group, 99):.0f} µs ({len(group)} orders)"
+            )
 
 
 def main() -> None:

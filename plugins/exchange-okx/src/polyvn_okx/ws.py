@@ -7,8 +7,9 @@ text ``ping`` / ``pong``, everything else JSON), so tests substitute an in-memor
 
 The order socket (``orderws.py``) needs one more thing: to write a request from synchronous
 code, inside the strategy callback that placed the order. :func:`open_direct_connection` gives
-a :class:`DirectConnection` for that: wsproto framing and, for ``wss://``, TLS through
-``ssl.SSLObject``, over a non-blocking socket this module drives itself, so
+a :class:`DirectConnection` for that: wsproto for the handshake and what arrives, frames it
+sends encoded by :func:`text_frame`, and, for ``wss://``, TLS through ``ssl.SSLObject``, over
+a non-blocking socket this module drives itself, so
 :meth:`DirectConnection.send_nowait` hands the bytes to the kernel at once (what the socket
 cannot take yet is written by the connection's own task, in order).
 
