@@ -13,6 +13,7 @@ from polyvn.engine.bus import EventFactory, InProcessBus
 from polyvn.engine.clock import EngineClock
 from polyvn.errors import InvalidTransitionError
 from polyvn.models import BOT_TRANSITIONS, Bot, BotMode, BotState, EventType, RiskLimits
+from tests.engine.paperfakes import FakeMarket
 
 PAIRS = list(itertools.product(BotState, BotState))
 
@@ -35,7 +36,7 @@ class Observer:
 def runner(state: BotState, observer: Observer, bus: InProcessBus) -> BotRunner:
     clock = EngineClock(epoch_ms=0)
     services = EngineServices(
-        engine_id="e1", clock=clock, market=None, tracker=None, bus=bus,  # type: ignore[arg-type]
+        engine_id="e1", clock=clock, market=FakeMarket(), tracker=None, bus=bus,  # type: ignore[arg-type]
         events=EventFactory(engine_id="e1", clock=clock),
         plugins=load_plugins(autoload=False, plugins=[("observer", observer)]), state_store=MemoryStateStore(),
     )  # fmt: skip

@@ -663,7 +663,7 @@ class StrategyContextImpl:
     def __init__(self, runner: BotRunner) -> None:
         self._runner = runner
         self.state: MutableMapping[str, Any] = {}
-        self._market = runner.services.market  # read on every book update of every bot
+        self._books = runner.services.market.books  # read on every book update of every bot
         self._exchange = runner.bot.exchange
 
     @property
@@ -681,7 +681,7 @@ class StrategyContextImpl:
         return self._runner.services.clock.now_ms()
 
     def book(self, instrument: str, *, exchange: str | None = None) -> OrderBook | None:
-        return self._market.book(exchange or self._exchange, instrument)
+        return self._books.get((exchange or self._exchange, instrument))
 
     def latest(self, feed: Feed) -> MarketUpdate | None:
         return self._runner.services.market.latest(feed)

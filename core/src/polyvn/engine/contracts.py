@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal
 from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
@@ -100,6 +100,12 @@ class MarketView(Protocol):
 
     def book(self, exchange: str, instrument: str) -> OrderBook | None:
         """The live order book, or None when no book feed of it is held."""
+        ...
+
+    @property
+    def books(self) -> Mapping[tuple[str, str], OrderBook]:
+        """Every live order book by (exchange, instrument): what :meth:`book` reads, for the
+        code that reads a book on every update of every bot (one lookup, no call)."""
         ...
 
     def latest(self, feed: Feed, *, account: str = "") -> MarketUpdate | None:

@@ -934,6 +934,12 @@ class FeedManager:
         book feed of it is subscribed. Check ``valid``: it is False while resyncing."""
         return self._books.get((exchange, instrument))
 
+    @property
+    def books(self) -> Mapping[tuple[str, str], OrderBook]:
+        """Every live book by (exchange, instrument), as :meth:`book` reads them (the same
+        mapping for the manager's lifetime)."""
+        return self._books
+
     def latest(self, feed: Feed, *, account: str = "") -> MarketUpdate | None:
         """The last update of *feed* (the book for a book feed); None when it is not held or
         nothing arrived yet. *account* selects the wallet of a private feed."""
