@@ -63,6 +63,7 @@ class BuyOnce(Strategy[BuyParams]):
         super().__init__(params)
         self.calls: list[str] = []
         self.orders: list[Order] = []
+        self.books: list[tuple[Any, Any, Any]] = []  # (update, ctx.book, ctx.book by exchange)
 
     def feeds(self, exchange: str) -> list[Feed]:
         return [Feed(exchange=exchange, type=FeedType.BOOK, params=BTC)]
@@ -75,6 +76,7 @@ class BuyOnce(Strategy[BuyParams]):
 
     def on_feed_update(self, ctx: Any, feed: Feed, update: Any) -> None:
         self.calls.append("feed")
+        self.books.append((update, ctx.book(BTC), ctx.book(BTC, exchange=EXCHANGE)))
 
     def on_order_update(self, ctx: Any, order: Order) -> None:
         self.calls.append(f"order:{order.status.value}")
@@ -181,6 +183,22 @@ async def running(
 
 async def settle() -> None:
     await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_ctx_book_reads_the_live_book_the_feed_delivers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(bot(params={"price": "90"})) as h:
+        await settle()
+        h.venue.set_book(BTC, bids={D("98"): D("5")}, asks={D("102"): D("4")})
+        await settle()
+        update, book, by_exchange = h.strategy().books[-1]
+        assert book is update is by_exchange is h.engine.market.book(EXCHANGE, BTC)
+        assert book.best_bid() == (D("98"), D("5"))
+        assert book.best_ask() == (D("102"), D("4"))
+        ctx = h.runner().ctx
+        assert ctx.book("ETH-USDC") is None  # no book feed of it is held
+        assert ctx.book(BTC, exchange="elsewhere") is None
 
 
 async def test_paper_bot_lifecycle_and_events(autojump_clock: trio.testing.MockClock) -> None:

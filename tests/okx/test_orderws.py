@@ -4,6 +4,7 @@ simulator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -236,3 +237,28 @@ def test_text_frames_decode_as_the_text_at_every_length_encoding(size: int) -> N
     assert isinstance(event, TextMessage)
     assert event.data == text
     assert event.message_finished
+
+
+def test_direct_connection_frames_stay_whole_past_its_pool_of_masks() -> None:
+    """Masks come from a pooled random draw of ws.MASKS bytes: messages past the first draw are
+    still masked with 4 fresh bytes and read back whole."""
+    client_side, server_side = socket.socketpair()
+    with client_side, server_side:
+        conn = ws.DirectConnection(client_side)
+        server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        server.receive_data(
+            wsproto.WSConnection(wsproto.ConnectionType.CLIENT).send(
+                Request(host="localhost", target="/")
+            )
+        )
+        server.send(AcceptConnection())
+        count = ws.MASKS // 4 + 3
+        masks = set()
+        for n in range(count):
+            assert conn.send_nowait(f'{{"n":{n}}}'.encode())
+            frame = server_side.recv(64)
+            masks.add(frame[2:6])
+            server.receive_data(frame)
+        texts = [e.data for e in server.events() if isinstance(e, TextMessage)]
+        assert texts == [f'{{"n":{n}}}' for n in range(count)]
+        assert len(masks) > count * 0.99  # 4 random bytes each: a repeat is rare
